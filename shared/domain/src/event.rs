@@ -1,0 +1,132 @@
+//! The canonical user event and where each record came from.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
+
+use crate::canonical::{digest_id, write_canonical_object, write_string};
+
+/// A user event that passed the contract in `schemas/user-event.schema.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserEvent {
+    /// The caller's `eventId`, or one derived from the canonical content (see [`derive_event_id`]).
+    pub event_id: String,
+    pub user_id: String,
+    pub event_type: String,
+    /// Milliseconds since the Unix epoch, kept as the number the client sent.
+    pub timestamp: Number,
+    pub data: Map<String, Value>,
+}
+
+impl UserEvent {
+    /// The timestamp in milliseconds; the contract guarantees it is a finite, non-negative number.
+    pub fn timestamp_millis(&self) -> f64 {
+        self.timestamp.as_f64().unwrap_or(0.0)
+    }
+
+    /// `data.amount` when it is a number.
+    pub fn amount(&self) -> Option<f64> {
+        self.data.get("amount").and_then(Value::as_f64)
+    }
+
+    /// `data.userAgent` when it is a string.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.data.get("userAgent").and_then(Value::as_str)
+    }
+}
+
+/// The id of an event without an `eventId`: a digest of its canonical content.
+///
+/// Only the contract's fields take part (`userId`, `eventType`, `timestamp`, `data`), so the
+/// same event sent twice, through any source and with keys in any order, has the same id.
+pub fn derive_event_id(
+    user_id: &str,
+    event_type: &str,
+    timestamp: &Number,
+    data: &Map<String, Value>,
+) -> String {
+    let mut buffer = Vec::with_capacity(128);
+    buffer.extend_from_slice(b"{\"data\":");
+    write_canonical_object(data, &mut buffer);
+    buffer.extend_from_slice(b",\"eventType\":");
+    write_string(event_type, &mut buffer);
+    buffer.extend_from_slice(b",\"timestamp\":");
+    buffer.extend_from_slice(timestamp.to_string().as_bytes());
+    buffer.extend_from_slice(b",\"userId\":");
+    write_string(user_id, &mut buffer);
+    buffer.push(b'}');
+    digest_id("evt_", &buffer)
+}
+
+/// The kind of Lambda event a record arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// API Gateway REST API proxy integration (payload format 1.0).
+    ApiGatewayRest,
+    /// API Gateway HTTP API (payload format 2.0).
+    ApiGatewayHttp,
+    Sqs,
+    Sns,
+    S3,
+    DynamodbStream,
+    Kinesis,
+    Eventbridge,
+    /// The pipeline's own batch, passed from one stage to the next or replayed.
+    PipelineBatch,
+    /// A bare JSON array of events, as from a direct `Invoke`.
+    Direct,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::ApiGatewayRest => "apigateway-rest",
+            SourceKind::ApiGatewayHttp => "apigateway-http",
+            SourceKind::Sqs => "sqs",
+            SourceKind::Sns => "sns",
+            SourceKind::S3 => "s3",
+            SourceKind::DynamodbStream => "dynamodb-stream",
+            SourceKind::Kinesis => "kinesis",
+            SourceKind::Eventbridge => "eventbridge",
+            SourceKind::PipelineBatch => "pipeline-batch",
+            SourceKind::Direct => "direct",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one record sits in its source: enough to find it again and to report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRef {
+    pub kind: SourceKind,
+    /// The source's own id for the record: an SQS message id, a Kinesis or DynamoDB sequence
+    /// number, `bucket/key#line` for S3, `requestId#index` for API Gateway.
+    pub id: String,
+    /// The record's position among all records of the invocation, from 0.
+    pub index: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn derived_ids_ignore_key_order_and_follow_content() {
+        let data_a = json!({"amount": 12.5, "sku": "A1"});
+        let data_b: Value = serde_json::from_str(r#"{"sku":"A1","amount":12.5}"#).unwrap();
+        let ts = Number::from(1_700_000_000_000_u64);
+        let a = derive_event_id("u1", "purchase", &ts, data_a.as_object().unwrap());
+        let b = derive_event_id("u1", "purchase", &ts, data_b.as_object().unwrap());
+        assert_eq!(a, b);
+        let c = derive_event_id("u2", "purchase", &ts, data_a.as_object().unwrap());
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,18 @@
+//! The pipeline's domain: the event contract, source decoding and the five stages.
+//!
+//! This crate does no I/O of its own. Everything that touches the outside world (tables,
+//! object storage, notifications, search, the risk model) is reached through the small
+//! traits in [`ports`], which adapters implement. It depends on no Lambda runtime, no AWS
+//! SDK and no database; `tests/domain_dependencies.rs` enforces that by reading `Cargo.toml`.
+
+pub mod canonical;
+pub mod error;
+pub mod event;
+pub mod ports;
+pub mod schema;
+pub mod sources;
+pub mod stages;
+pub mod synth;
+
+pub use error::{ErrorClass, StorageError};
+pub use event::{SourceKind, SourceRef, UserEvent};

@@ -1,0 +1,158 @@
+//! `aggregate`: one-minute tumbling windows per event type, per user and overall.
+//!
+//! The output is additive: counters to add and window memberships to record. Distinct users
+//! are not additive numbers, so they are kept as memberships (`scope`, window, user) that the
+//! store inserts if absent; a window's distinct users is the number of its memberships. That
+//! makes every part of the output safe to apply once per batch, in any order across batches.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::UserEvent;
+
+/// Window length.
+pub const WINDOW_MILLIS: i64 = 60_000;
+
+/// Scope of the counters over every event.
+pub const SCOPE_ALL: &str = "all";
+
+/// Counts to add to one scope's window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterDelta {
+    /// `all`, `type:<eventType>` or `user:<userId>`.
+    pub scope: String,
+    /// Start of the window, milliseconds since the Unix epoch.
+    pub window_start: i64,
+    pub count: u64,
+    /// Sum of `data.amount` over the events that have one.
+    pub amount_sum: f64,
+}
+
+/// One user seen in one scope's window.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowMember {
+    pub scope: String,
+    pub window_start: i64,
+    pub user_id: String,
+}
+
+/// A batch's contribution to the aggregates, applied at most once per `batch_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateDeltas {
+    pub batch_id: String,
+    pub window_seconds: u32,
+    pub counters: Vec<CounterDelta>,
+    pub members: Vec<WindowMember>,
+}
+
+/// The start of the window holding `timestamp_millis`.
+pub fn window_start(timestamp_millis: f64) -> i64 {
+    let millis = timestamp_millis.floor() as i64;
+    millis - millis.rem_euclid(WINDOW_MILLIS)
+}
+
+/// Aggregates a batch of events into deltas, in a deterministic order.
+pub fn aggregate<'a>(
+    batch_id: &str,
+    events: impl IntoIterator<Item = &'a UserEvent>,
+) -> AggregateDeltas {
+    let mut counters: BTreeMap<(String, i64), (u64, f64)> = BTreeMap::new();
+    let mut members: BTreeSet<WindowMember> = BTreeSet::new();
+    for event in events {
+        let window = window_start(event.timestamp_millis());
+        let amount = event.amount().unwrap_or(0.0);
+        let type_scope = format!("type:{}", event.event_type);
+        for scope in [
+            SCOPE_ALL.to_owned(),
+            type_scope.clone(),
+            format!("user:{}", event.user_id),
+        ] {
+            let counter = counters.entry((scope, window)).or_insert((0, 0.0));
+            counter.0 += 1;
+            counter.1 += amount;
+        }
+        for scope in [SCOPE_ALL.to_owned(), type_scope] {
+            members.insert(WindowMember {
+                scope,
+                window_start: window,
+                user_id: event.user_id.clone(),
+            });
+        }
+    }
+    AggregateDeltas {
+        batch_id: batch_id.to_owned(),
+        window_seconds: (WINDOW_MILLIS / 1000) as u32,
+        counters: counters
+            .into_iter()
+            .map(
+                |((scope, window_start), (count, amount_sum))| CounterDelta {
+                    scope,
+                    window_start,
+                    count,
+                    amount_sum,
+                },
+            )
+            .collect(),
+        members: members.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Number, json};
+
+    fn event(user: &str, kind: &str, timestamp: u64, amount: Option<f64>) -> UserEvent {
+        let mut data = Map::new();
+        if let Some(amount) = amount {
+            data.insert("amount".into(), json!(amount));
+        }
+        UserEvent {
+            event_id: format!("{user}-{timestamp}"),
+            user_id: user.into(),
+            event_type: kind.into(),
+            timestamp: Number::from(timestamp),
+            data,
+        }
+    }
+
+    #[test]
+    fn windows_count_sum_and_list_distinct_users() {
+        let events = [
+            event("u1", "purchase", 60_000, Some(10.0)),
+            event("u1", "purchase", 119_999, Some(5.5)),
+            event("u2", "purchase", 61_000, None),
+            event("u2", "click", 120_000, None),
+        ];
+        let deltas = aggregate("bat_1", &events);
+        let find = |scope: &str, window: i64| {
+            deltas
+                .counters
+                .iter()
+                .find(|c| c.scope == scope && c.window_start == window)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(find("type:purchase", 60_000).count, 3);
+        assert_eq!(find("type:purchase", 60_000).amount_sum, 15.5);
+        assert_eq!(find("user:u1", 60_000).count, 2);
+        assert_eq!(find("all", 120_000).count, 1);
+        let purchase_users = deltas
+            .members
+            .iter()
+            .filter(|m| m.scope == "type:purchase")
+            .count();
+        assert_eq!(purchase_users, 2);
+    }
+
+    #[test]
+    fn windows_start_on_the_minute_even_before_the_epoch() {
+        assert_eq!(window_start(59_999.9), 0);
+        assert_eq!(window_start(60_000.0), 60_000);
+        assert_eq!(window_start(-1.0), -60_000);
+    }
+}

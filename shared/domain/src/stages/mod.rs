@@ -1,0 +1,7 @@
+//! The five stages, as plain functions over plain types.
+
+pub mod aggregate;
+pub mod enrich;
+pub mod inference;
+pub mod store;
+pub mod validate;

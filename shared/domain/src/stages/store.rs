@@ -1,0 +1,314 @@
+//! `store`: writes a processed batch through the storage ports, idempotently.
+//!
+//! Everything is keyed so that a replay overwrites instead of duplicating: events by event
+//! id, data lake objects by partition and batch id, search documents by event id,
+//! notifications by a deterministic id, and aggregate deltas are applied once per batch id.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::error::StorageError;
+use crate::ports::{
+    AggregateTable, ApplyOutcome, DataLake, EventTable, IndexFailure, Notifier, SearchIndex,
+};
+use crate::stages::aggregate::AggregateDeltas;
+use crate::stages::enrich::{EnrichedEvent, Partition, partition_of};
+use crate::stages::inference::{RiskLabel, RiskScore};
+use crate::stages::validate::RejectedRecord;
+
+/// Rejected records listed in one notification; the quarantine object has them all.
+pub const MAX_RECORDS_IN_NOTIFICATION: usize = 20;
+
+/// An event as written to the table, the lake and the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    #[serde(flatten)]
+    pub enriched: EnrichedEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskScore>,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotificationKind {
+    RejectedRecords,
+    HighRisk,
+}
+
+/// A message for the notifier (SNS when deployed), with attributes for subscription filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// `<batchId>:<kind>`: the same batch never notifies twice.
+    pub id: String,
+    pub kind: NotificationKind,
+    /// `warning` or `critical`.
+    pub severity: String,
+    pub batch_id: String,
+    pub subject: String,
+    pub body: Value,
+}
+
+/// One event in the search index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchDocument {
+    pub event_id: String,
+    /// Words to search: event type, user, device, profile, and the string values in `data`.
+    pub text: String,
+    pub body: Value,
+}
+
+/// Everything `store` receives: the enriched batch, the aggregate deltas, the scores when the
+/// model ran, and the records validation rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreInput {
+    pub batch_id: String,
+    pub events: Vec<EnrichedEvent>,
+    #[serde(default)]
+    pub aggregates: Option<AggregateDeltas>,
+    #[serde(default)]
+    pub scores: Vec<RiskScore>,
+    #[serde(default)]
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// The storage ports `store` writes through.
+pub struct StorePorts<'a> {
+    pub events: &'a dyn EventTable,
+    pub aggregates: &'a dyn AggregateTable,
+    pub lake: &'a dyn DataLake,
+    pub notifier: &'a dyn Notifier,
+    pub search: &'a dyn SearchIndex,
+}
+
+/// Where everything went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreReport {
+    pub batch_id: String,
+    pub events_written: usize,
+    pub aggregates: Option<ApplyOutcome>,
+    pub lake_objects: Vec<String>,
+    pub quarantine_object: Option<String>,
+    pub high_risk_events: usize,
+    pub notifications_sent: usize,
+    pub documents_indexed: usize,
+    pub index_failures: Vec<IndexFailure>,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the store input is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The data lake key of a batch's events in one partition.
+pub fn lake_key(partition: &Partition, batch_id: &str) -> String {
+    format!(
+        "events/dt={}/hour={}/{}.parquet",
+        partition.dt, partition.hour, batch_id
+    )
+}
+
+/// The quarantine key of a batch's rejected records, by processing date.
+pub fn quarantine_key(processed_date: &str, batch_id: &str) -> String {
+    format!("rejected/dt={processed_date}/{batch_id}.jsonl")
+}
+
+/// Writes one batch. `now_millis` dates the quarantine object.
+pub async fn store_batch(
+    input: StoreInput,
+    ports: &StorePorts<'_>,
+    now_millis: i64,
+) -> Result<StoreReport, StoreError> {
+    let events = join_scores(input.events, input.scores)?;
+    if let Some(deltas) = &input.aggregates {
+        if deltas.batch_id != input.batch_id {
+            return Err(StoreError::Inconsistent(format!(
+                "aggregates are for batch {} but the events are batch {}",
+                deltas.batch_id, input.batch_id
+            )));
+        }
+    }
+
+    ports.events.put_events(&events).await?;
+
+    let mut partitions: BTreeMap<Partition, Vec<StoredEvent>> = BTreeMap::new();
+    for event in &events {
+        partitions
+            .entry(event.enriched.partition.clone())
+            .or_default()
+            .push(event.clone());
+    }
+    let mut lake_objects = Vec::with_capacity(partitions.len());
+    for (partition, rows) in &partitions {
+        let key = lake_key(partition, &input.batch_id);
+        ports.lake.put_events(&key, rows).await?;
+        lake_objects.push(key);
+    }
+
+    let quarantine_object = if input.rejected.is_empty() {
+        None
+    } else {
+        let key = quarantine_key(&partition_of(now_millis as f64).dt, &input.batch_id);
+        let mut body = Vec::new();
+        for record in &input.rejected {
+            serde_json::to_writer(&mut body, record)
+                .map_err(|error| StoreError::Inconsistent(error.to_string()))?;
+            body.push(b'\n');
+        }
+        ports
+            .lake
+            .put_object(&key, body, "application/x-ndjson")
+            .await?;
+        Some(key)
+    };
+
+    let documents: Vec<SearchDocument> = events.iter().map(search_document).collect();
+    let index_failures = ports.search.index(&documents).await?;
+
+    let aggregates = match &input.aggregates {
+        Some(deltas) => Some(ports.aggregates.apply_once(deltas).await?),
+        None => None,
+    };
+
+    let high_risk: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|event| {
+            event
+                .risk
+                .as_ref()
+                .is_some_and(|risk| risk.label == RiskLabel::High)
+        })
+        .collect();
+    let mut notifications = Vec::new();
+    if !input.rejected.is_empty() {
+        notifications.push(rejected_notification(
+            &input.batch_id,
+            &input.rejected,
+            quarantine_object.as_deref(),
+        ));
+    }
+    if !high_risk.is_empty() {
+        notifications.push(high_risk_notification(&input.batch_id, &high_risk));
+    }
+    let notifications_sent = if notifications.is_empty() {
+        0
+    } else {
+        ports.notifier.publish(&notifications).await?
+    };
+
+    Ok(StoreReport {
+        batch_id: input.batch_id,
+        events_written: events.len(),
+        aggregates,
+        lake_objects,
+        quarantine_object,
+        high_risk_events: high_risk.len(),
+        notifications_sent,
+        documents_indexed: documents.len() - index_failures.len(),
+        index_failures,
+    })
+}
+
+fn join_scores(
+    events: Vec<EnrichedEvent>,
+    scores: Vec<RiskScore>,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut by_event: HashMap<String, RiskScore> = scores
+        .into_iter()
+        .map(|score| (score.event_id.clone(), score))
+        .collect();
+    let stored: Vec<StoredEvent> = events
+        .into_iter()
+        .map(|enriched| {
+            let risk = by_event.remove(&enriched.event.event_id);
+            StoredEvent { enriched, risk }
+        })
+        .collect();
+    if let Some(unknown) = by_event.keys().next() {
+        return Err(StoreError::Inconsistent(format!(
+            "a score names event {unknown}, which is not in the batch"
+        )));
+    }
+    Ok(stored)
+}
+
+fn search_document(stored: &StoredEvent) -> SearchDocument {
+    let enriched = &stored.enriched;
+    let event = &enriched.event;
+    let mut words = vec![event.event_type.clone(), event.user_id.clone()];
+    if let Some(device) = &enriched.device {
+        words.extend([
+            device.category.clone(),
+            device.os.clone(),
+            device.browser.clone(),
+        ]);
+    }
+    if let Some(profile) = &enriched.profile {
+        words.extend([profile.segment.clone(), profile.country.clone()]);
+    }
+    words.extend(
+        event
+            .data
+            .values()
+            .filter_map(Value::as_str)
+            .map(str::to_owned),
+    );
+    SearchDocument {
+        event_id: event.event_id.clone(),
+        text: words.join(" "),
+        body: serde_json::to_value(stored).unwrap_or(Value::Null),
+    }
+}
+
+fn rejected_notification(
+    batch_id: &str,
+    rejected: &[RejectedRecord],
+    quarantine: Option<&str>,
+) -> Notification {
+    let listed: Vec<&RejectedRecord> = rejected.iter().take(MAX_RECORDS_IN_NOTIFICATION).collect();
+    Notification {
+        id: format!("{batch_id}:rejected-records"),
+        kind: NotificationKind::RejectedRecords,
+        severity: "warning".to_owned(),
+        batch_id: batch_id.to_owned(),
+        subject: format!("{} record(s) rejected in batch {batch_id}", rejected.len()),
+        body: json!({
+            "batchId": batch_id,
+            "rejectedCount": rejected.len(),
+            "quarantineObject": quarantine,
+            "records": listed,
+        }),
+    }
+}
+
+fn high_risk_notification(batch_id: &str, events: &[&StoredEvent]) -> Notification {
+    let listed: Vec<Value> = events
+        .iter()
+        .map(|stored| {
+            json!({
+                "eventId": stored.enriched.event.event_id,
+                "userId": stored.enriched.event.user_id,
+                "eventType": stored.enriched.event.event_type,
+                "score": stored.risk.as_ref().map(|risk| risk.score),
+            })
+        })
+        .collect();
+    Notification {
+        id: format!("{batch_id}:high-risk"),
+        kind: NotificationKind::HighRisk,
+        severity: "critical".to_owned(),
+        batch_id: batch_id.to_owned(),
+        subject: format!("{} high-risk event(s) in batch {batch_id}", events.len()),
+        body: json!({ "batchId": batch_id, "events": listed }),
+    }
+}
