@@ -1,1 +1,8 @@
-fn main() {}
+//! The `store` Lambda function: wiring only; the handler lives in `pipeline-handlers`.
+
+use pipeline_handlers::Stage;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    pipeline_handlers::lambda::serve(Stage::Store).await
+}

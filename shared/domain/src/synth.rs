@@ -1,6 +1,9 @@
 //! Synthetic user events, deterministic for a seed: for benchmarks, tests and demos.
 
+use base64::Engine;
 use serde_json::{Value, json};
+
+use crate::event::SourceKind;
 
 /// A small, fast, deterministic generator (SplitMix64); not for cryptography.
 #[derive(Debug, Clone)]
@@ -96,6 +99,126 @@ fn one_event(config: &SynthConfig, random: &mut SplitMix64) -> Value {
     event
 }
 
+/// Wraps events in the Lambda event shape of `kind`, as that source would deliver them.
+///
+/// Supported: SQS, SNS, Kinesis, EventBridge (first event only: one event per delivery),
+/// API Gateway HTTP and REST (the events as one JSON array body), and the direct array.
+/// Other kinds return `None`.
+pub fn wrap_as(kind: SourceKind, events: &[Value], batch_number: usize) -> Option<Value> {
+    let text = |event: &Value| event.to_string();
+    let region = "eu-west-1";
+    Some(match kind {
+        SourceKind::Direct => Value::Array(events.to_vec()),
+        SourceKind::Sqs => {
+            json!({ "Records": events.iter().enumerate().map(|(index, event)| json!({
+            "messageId": format!("msg-{batch_number}-{index}"),
+            "receiptHandle": format!("handle-{batch_number}-{index}"),
+            "body": text(event),
+            "attributes": { "ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000" },
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": format!("arn:aws:sqs:{region}:123456789012:pipeline-events"),
+            "awsRegion": region,
+        })).collect::<Vec<_>>() })
+        }
+        SourceKind::Sns => {
+            json!({ "Records": events.iter().enumerate().map(|(index, event)| json!({
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "EventSubscriptionArn": format!("arn:aws:sns:{region}:123456789012:pipeline-events:sub"),
+            "Sns": {
+                "Type": "Notification",
+                "MessageId": format!("sns-{batch_number}-{index}"),
+                "TopicArn": format!("arn:aws:sns:{region}:123456789012:pipeline-events"),
+                "Subject": null,
+                "Message": text(event),
+                "Timestamp": "2023-11-14T22:13:20.000Z",
+                "SignatureVersion": "1",
+                "Signature": "EXAMPLE",
+                "SigningCertUrl": "https://sns.example.invalid/cert.pem",
+                "UnsubscribeUrl": "https://sns.example.invalid/unsubscribe",
+                "MessageAttributes": {},
+            },
+        })).collect::<Vec<_>>() })
+        }
+        SourceKind::Kinesis => {
+            json!({ "Records": events.iter().enumerate().map(|(index, event)| json!({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": event.get("userId").and_then(Value::as_str).unwrap_or("none"),
+                "sequenceNumber": format!("4959{batch_number:010}{index:010}"),
+                "data": base64::engine::general_purpose::STANDARD.encode(text(event)),
+                "approximateArrivalTimestamp": 1_700_000_000.0,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": format!("shardId-000000000000:4959{batch_number:010}{index:010}"),
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": format!("arn:aws:iam::123456789012:role/pipeline"),
+            "awsRegion": region,
+            "eventSourceARN": format!("arn:aws:kinesis:{region}:123456789012:stream/pipeline-events"),
+        })).collect::<Vec<_>>() })
+        }
+        SourceKind::Eventbridge => json!({
+            "version": "0",
+            "id": format!("eb-{batch_number}"),
+            "detail-type": "UserEvent",
+            "source": "com.example.shop",
+            "account": "123456789012",
+            "time": "2023-11-14T22:13:20Z",
+            "region": region,
+            "resources": [],
+            "detail": events.first().cloned().unwrap_or(Value::Null),
+        }),
+        SourceKind::ApiGatewayHttp => json!({
+            "version": "2.0",
+            "routeKey": "POST /events",
+            "rawPath": "/events",
+            "rawQueryString": "",
+            "headers": { "content-type": "application/json" },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "api.example.invalid",
+                "domainPrefix": "api",
+                "http": { "method": "POST", "path": "/events", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "client" },
+                "requestId": format!("req-{batch_number}"),
+                "routeKey": "POST /events",
+                "stage": "$default",
+                "time": "14/Nov/2023:22:13:20 +0000",
+                "timeEpoch": 1_700_000_000_000_u64,
+            },
+            "body": Value::Array(events.to_vec()).to_string(),
+            "isBase64Encoded": false,
+        }),
+        SourceKind::ApiGatewayRest => json!({
+            "resource": "/events",
+            "path": "/events",
+            "httpMethod": "POST",
+            "headers": { "Content-Type": "application/json" },
+            "multiValueHeaders": { "Content-Type": ["application/json"] },
+            "queryStringParameters": null,
+            "multiValueQueryStringParameters": null,
+            "pathParameters": null,
+            "stageVariables": null,
+            "requestContext": {
+                "accountId": "123456789012",
+                "resourceId": "abc123",
+                "stage": "prod",
+                "requestId": format!("req-{batch_number}"),
+                "identity": { "sourceIp": "192.0.2.1" },
+                "resourcePath": "/events",
+                "httpMethod": "POST",
+                "apiId": "api",
+            },
+            "body": Value::Array(events.to_vec()).to_string(),
+            "isBase64Encoded": false,
+        }),
+        SourceKind::S3 | SourceKind::DynamodbStream | SourceKind::PipelineBatch => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +235,45 @@ mod tests {
             ..config.clone()
         };
         assert_ne!(generate(&config, 50), generate(&other, 50));
+    }
+
+    #[test]
+    fn wrapped_events_decode_back_to_the_same_records() {
+        use crate::sources::{Payload, decode};
+        struct NoObjects;
+        impl crate::ports::ObjectSource for NoObjects {
+            fn open(
+                &self,
+                bucket: &str,
+                key: &str,
+            ) -> Result<Box<dyn std::io::Read + Send>, crate::StorageError> {
+                Err(crate::StorageError::permanent(
+                    format!("open {bucket}/{key}"),
+                    "no objects in this test",
+                ))
+            }
+        }
+        let events = generate(&SynthConfig::default(), 3);
+        for kind in [
+            SourceKind::Direct,
+            SourceKind::Sqs,
+            SourceKind::Sns,
+            SourceKind::Kinesis,
+            SourceKind::ApiGatewayHttp,
+            SourceKind::ApiGatewayRest,
+        ] {
+            let decoded = decode(wrap_as(kind, &events, 0).unwrap(), &NoObjects).unwrap();
+            assert_eq!(decoded.kind, kind);
+            let values: Vec<Value> = decoded
+                .records
+                .into_iter()
+                .map(|record| match record.payload {
+                    Payload::Bytes(bytes) => serde_json::from_slice(&bytes).unwrap(),
+                    Payload::Json(value) => value,
+                    other => panic!("{kind}: unexpected {other:?}"),
+                })
+                .collect();
+            assert_eq!(values, events, "{kind}");
+        }
     }
 }

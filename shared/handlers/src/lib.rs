@@ -1,1 +1,18 @@
+//! The Lambda handlers: each translates its JSON input, calls the domain, translates out.
+//!
+//! Shared by the five function binaries (through [`lambda::serve`]) and by the `pipeline`
+//! command (through [`invoke::invoke`]), so what runs locally is what runs deployed.
 
+pub mod chain;
+pub mod deps;
+pub mod error;
+pub mod invoke;
+pub mod lambda;
+pub mod logging;
+pub mod stage;
+pub mod wire;
+
+pub use deps::Dependencies;
+pub use error::{ErrorName, HandlerError};
+pub use invoke::invoke;
+pub use stage::Stage;

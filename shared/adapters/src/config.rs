@@ -1,0 +1,120 @@
+//! Configuration, read once at start. A bad value fails at start and names the variable.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Which adapters back the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The embedded default: everything under the data directory.
+    Local,
+    /// AWS services through the SDK.
+    Aws,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub message: String,
+}
+
+/// Everything the handlers need to build their ports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `PIPELINE_BACKEND`: `local` (default) or `aws`.
+    pub backend: BackendKind,
+    /// `PIPELINE_DATA_DIR`: where the local backend keeps its data (default `.pipeline`).
+    pub data_dir: PathBuf,
+    /// `PIPELINE_OBJECTS_DIR`: where the local backend finds S3 source objects, as
+    /// `<dir>/<bucket>/<key>` (default `<data dir>/objects`).
+    pub objects_dir: PathBuf,
+    /// `PIPELINE_PROFILE_CACHE_TTL_SECONDS`: how long a warm container trusts a cached profile
+    /// (default 300).
+    pub profile_cache_ttl_seconds: u64,
+    /// `PIPELINE_MODEL_PATH`: the risk model file; unset means no model is configured.
+    pub model_path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let backend = match lookup("PIPELINE_BACKEND").as_deref().map(str::trim) {
+            None | Some("") | Some("local") => BackendKind::Local,
+            Some("aws") => BackendKind::Aws,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "PIPELINE_BACKEND".to_owned(),
+                    message: format!("{other:?} is not a backend; use \"local\" or \"aws\""),
+                });
+            }
+        };
+        let data_dir = non_empty(lookup("PIPELINE_DATA_DIR"))
+            .map_or_else(|| PathBuf::from(".pipeline"), PathBuf::from);
+        let objects_dir = non_empty(lookup("PIPELINE_OBJECTS_DIR"))
+            .map_or_else(|| data_dir.join("objects"), PathBuf::from);
+        let profile_cache_ttl_seconds =
+            match non_empty(lookup("PIPELINE_PROFILE_CACHE_TTL_SECONDS")) {
+                None => 300,
+                Some(text) => text.trim().parse().map_err(|_| ConfigError {
+                    variable: "PIPELINE_PROFILE_CACHE_TTL_SECONDS".to_owned(),
+                    message: format!("{text:?} is not a whole number of seconds"),
+                })?,
+            };
+        let model_path = non_empty(lookup("PIPELINE_MODEL_PATH")).map(PathBuf::from);
+        Ok(Self {
+            backend,
+            data_dir,
+            objects_dir,
+            profile_cache_ttl_seconds,
+            model_path,
+        })
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_backend_under_dot_pipeline() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.backend, BackendKind::Local);
+        assert_eq!(config.data_dir, PathBuf::from(".pipeline"));
+        assert_eq!(config.objects_dir, PathBuf::from(".pipeline/objects"));
+        assert_eq!(config.profile_cache_ttl_seconds, 300);
+        assert_eq!(config.model_path, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let error = config(&[("PIPELINE_BACKEND", "cloud")]).unwrap_err();
+        assert_eq!(error.variable, "PIPELINE_BACKEND");
+        let error = config(&[("PIPELINE_PROFILE_CACHE_TTL_SECONDS", "soon")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("PIPELINE_PROFILE_CACHE_TTL_SECONDS: ")
+        );
+    }
+}

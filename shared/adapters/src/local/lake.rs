@@ -1,0 +1,56 @@
+//! The data lake as a folder: `<data dir>/lake/<key>`, written atomically.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use pipeline_domain::StorageError;
+use pipeline_domain::ports::DataLake;
+use pipeline_domain::stages::store::StoredEvent;
+
+use super::io_error;
+use crate::parquet::encode_events;
+
+pub struct FolderLake {
+    root: PathBuf,
+}
+
+impl FolderLake {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// Writes to a temporary file beside the target, then renames it over the target, so
+    /// readers see the old object or the new one, never half of one.
+    fn write(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
+        let path = self.root.join(key);
+        let operation = || format!("write lake object {key}");
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| io_error(operation(), error))?;
+        }
+        let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&temporary, body).map_err(|error| io_error(operation(), error))?;
+        std::fs::rename(&temporary, &path).map_err(|error| io_error(operation(), error))
+    }
+}
+
+#[async_trait]
+impl DataLake for FolderLake {
+    async fn put_events(&self, key: &str, events: &[StoredEvent]) -> Result<(), StorageError> {
+        let body = encode_events(events)
+            .map_err(|error| StorageError::permanent(format!("encode Parquet for {key}"), error))?;
+        self.write(key, &body)
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.write(key, &body)
+    }
+}
