@@ -21,9 +21,9 @@ pub fn init_json_logs() {
 }
 
 /// Installs the JSON subscriber on standard error, for the command line, whose standard
-/// output carries results. Quiet (`warn`) unless `RUST_LOG` says otherwise.
+/// output carries results. Quiet (`error`: handler errors are printed as one line anyway) unless `RUST_LOG` says otherwise.
 pub fn init_json_logs_to_stderr() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

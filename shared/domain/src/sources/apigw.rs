@@ -49,6 +49,7 @@ fn decode_body(
         sink.push(
             format!("{request_id}#body"),
             Payload::Undecodable {
+                pointer: String::new(),
                 reason: "the request has no body".to_owned(),
             },
         );
@@ -61,6 +62,7 @@ fn decode_body(
                 sink.push(
                     format!("{request_id}#body"),
                     Payload::Undecodable {
+                        pointer: String::new(),
                         reason: format!("the body is marked base64 but does not decode: {error}"),
                     },
                 );

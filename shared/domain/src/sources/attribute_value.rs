@@ -9,18 +9,36 @@ use base64::Engine;
 use serde_dynamo::AttributeValue;
 use serde_json::{Map, Number, Value};
 
+/// An attribute that cannot become JSON, with the JSON pointer of where it sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeError {
+    pub pointer: String,
+    pub reason: String,
+}
+
 /// Converts a whole item (a DynamoDB image) into a JSON object.
-pub fn item_to_json(item: HashMap<String, AttributeValue>) -> Result<Value, String> {
+pub fn item_to_json(item: HashMap<String, AttributeValue>) -> Result<Value, AttributeError> {
     let mut object = Map::new();
     for (name, value) in item {
-        let converted = to_json(value).map_err(|reason| format!("attribute {name:?}: {reason}"))?;
+        let converted = to_json(value).map_err(|error| error.inside(&escape_pointer(&name)))?;
         object.insert(name, converted);
     }
     Ok(Value::Object(object))
 }
 
+impl AttributeError {
+    fn inside(mut self, segment: &str) -> Self {
+        self.pointer = format!("/{segment}{}", self.pointer);
+        self
+    }
+}
+
+fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
 /// Converts one attribute value into JSON.
-pub fn to_json(value: AttributeValue) -> Result<Value, String> {
+pub fn to_json(value: AttributeValue) -> Result<Value, AttributeError> {
     Ok(match value {
         AttributeValue::S(text) => Value::String(text),
         AttributeValue::N(text) => Value::Number(parse_number(&text)?),
@@ -28,14 +46,25 @@ pub fn to_json(value: AttributeValue) -> Result<Value, String> {
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::B(bytes) => Value::String(encode_binary(&bytes)),
         AttributeValue::M(map) => item_to_json(map)?,
-        AttributeValue::L(items) => {
-            Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
-        }
+        AttributeValue::L(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(position, item)| {
+                    to_json(item).map_err(|error| error.inside(&position.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         AttributeValue::Ss(items) => Value::Array(items.into_iter().map(Value::String).collect()),
         AttributeValue::Ns(items) => Value::Array(
             items
                 .iter()
-                .map(|text| parse_number(text).map(Value::Number))
+                .enumerate()
+                .map(|(position, text)| {
+                    parse_number(text)
+                        .map(Value::Number)
+                        .map_err(|error| error.inside(&position.to_string()))
+                })
                 .collect::<Result<_, _>>()?,
         ),
         AttributeValue::Bs(items) => Value::Array(
@@ -63,7 +92,7 @@ pub fn from_json(value: &Value) -> AttributeValue {
     }
 }
 
-fn parse_number(text: &str) -> Result<Number, String> {
+fn parse_number(text: &str) -> Result<Number, AttributeError> {
     if let Ok(integer) = text.parse::<i64>() {
         return Ok(Number::from(integer));
     }
@@ -73,7 +102,10 @@ fn parse_number(text: &str) -> Result<Number, String> {
     text.parse::<f64>()
         .ok()
         .and_then(Number::from_f64)
-        .ok_or_else(|| format!("N value {text:?} is not a finite number"))
+        .ok_or_else(|| AttributeError {
+            pointer: String::new(),
+            reason: format!("N value {text:?} is not a finite number"),
+        })
 }
 
 fn encode_binary(bytes: &[u8]) -> String {
@@ -99,8 +131,17 @@ mod tests {
         assert!(
             to_json(AttributeValue::N("abc".into()))
                 .unwrap_err()
+                .reason
                 .contains("abc")
         );
+        let nested = HashMap::from([(
+            "data".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                "a/b".to_owned(),
+                AttributeValue::L(vec![AttributeValue::N("x".into())]),
+            )])),
+        )]);
+        assert_eq!(item_to_json(nested).unwrap_err().pointer, "/data/a~1b/0");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub enum Payload {
     /// A record larger than the size limit, which was skipped over without being kept.
     Oversized { bytes: usize },
     /// A record whose envelope could not be decoded (bad base64, a bad attribute value...).
-    Undecodable { reason: String },
+    /// `pointer` names the field in the event when the failure is inside one, else `""`.
+    Undecodable { pointer: String, reason: String },
 }
 
 /// One record and where it came from.

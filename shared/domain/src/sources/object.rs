@@ -165,6 +165,7 @@ impl ObjectRecords {
                 None => {
                     self.number += 1;
                     return Ok(Some(Payload::Undecodable {
+                        pointer: String::new(),
                         reason: "the JSON array ends without its closing bracket".to_owned(),
                     }));
                 }
@@ -183,6 +184,7 @@ impl ObjectRecords {
             let available = self.reader.fill_buf()?;
             if available.is_empty() {
                 return Ok(Some(Payload::Undecodable {
+                    pointer: String::new(),
                     reason: "the JSON array ends in the middle of an element".to_owned(),
                 }));
             }
@@ -235,6 +237,7 @@ impl Iterator for ObjectRecords {
                 Some(ObjectRecord {
                     number: self.number + 1,
                     payload: Payload::Undecodable {
+                        pointer: String::new(),
                         reason: format!("the object could not be read further: {error}"),
                     },
                 })

@@ -21,6 +21,7 @@ pub(super) fn decode_sqs(event: Value) -> Result<Decoded, DecodeError> {
         let payload = match message.body {
             Some(body) => Payload::Bytes(body.into_bytes()),
             None => Payload::Undecodable {
+                pointer: String::new(),
                 reason: "the SQS message has no body".to_owned(),
             },
         };
@@ -56,6 +57,7 @@ pub(super) fn decode_kinesis(event: Value) -> Result<Decoded, DecodeError> {
             Err(error) => sink.push(
                 sequence,
                 Payload::Undecodable {
+                    pointer: String::new(),
                     reason: format!("the Kinesis record does not decode: {error}"),
                 },
             ),
@@ -80,6 +82,7 @@ pub(super) fn decode_dynamodb(event: Value) -> Result<Decoded, DecodeError> {
                     sink.push(
                         id,
                         Payload::Undecodable {
+                            pointer: String::new(),
                             reason:
                                 "the stream record has no NewImage; the stream view type must be \
                                      NEW_IMAGE or NEW_AND_OLD_IMAGES"
@@ -90,13 +93,20 @@ pub(super) fn decode_dynamodb(event: Value) -> Result<Decoded, DecodeError> {
                 }
                 match item_to_json(image) {
                     Ok(value) => sink.push(id, Payload::Json(value)),
-                    Err(reason) => sink.push(id, Payload::Undecodable { reason }),
+                    Err(error) => sink.push(
+                        id,
+                        Payload::Undecodable {
+                            pointer: error.pointer,
+                            reason: error.reason,
+                        },
+                    ),
                 }
             }
             "REMOVE" => sink.skip(id, "REMOVE records delete an item and carry no new event"),
             other => sink.push(
                 id,
                 Payload::Undecodable {
+                    pointer: String::new(),
                     reason: format!("unknown eventName {other:?}"),
                 },
             ),

@@ -121,7 +121,13 @@ pub fn validate(decoded: Decoded) -> ValidatedBatch {
             }),
         }
     }
-    let batch_id = decoded.batch_id.unwrap_or_else(|| derive_batch_id(&events));
+    let batch_id = decoded.batch_id.unwrap_or_else(|| {
+        if events.is_empty() {
+            derive_rejected_batch_id(decoded.kind, &rejected)
+        } else {
+            derive_batch_id(&events)
+        }
+    });
     ValidatedBatch {
         batch_id,
         source_kind: decoded.kind,
@@ -138,6 +144,16 @@ pub fn derive_batch_id(events: &[ValidEvent]) -> String {
     for valid in events {
         buffer.extend_from_slice(valid.event.event_id.as_bytes());
         buffer.push(b'\n');
+    }
+    digest_id("bat_", &buffer)
+}
+
+/// The id of a batch without accepted events: a digest of where its records came from.
+fn derive_rejected_batch_id(kind: SourceKind, rejected: &[RejectedRecord]) -> String {
+    let mut buffer = kind.as_str().as_bytes().to_vec();
+    for record in rejected {
+        buffer.push(b'\n');
+        buffer.extend_from_slice(record.source.id.as_bytes());
     }
     digest_id("bat_", &buffer)
 }
@@ -159,7 +175,7 @@ pub fn check_payload(payload: Payload) -> Result<UserEvent, Vec<FieldError>> {
         }
         Payload::Json(value) => check_event(value),
         Payload::Oversized { bytes } => Err(vec![oversized(bytes)]),
-        Payload::Undecodable { reason } => Err(vec![FieldError::new("", reason)]),
+        Payload::Undecodable { pointer, reason } => Err(vec![FieldError::new(pointer, reason)]),
     }
 }
 
