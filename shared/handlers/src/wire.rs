@@ -149,10 +149,14 @@ pub fn parse_input<T: serde::de::DeserializeOwned>(
             ));
         }
     }
-    serde_json::from_value(event).map_err(|error| {
+    serde_path_to_error::deserialize(event).map_err(|error| {
+        let path = error.path().to_string();
         HandlerError::new(
             ErrorName::InvalidStageInput,
-            format!("{stage} input does not match its contract: {error}"),
+            format!(
+                "{stage} input does not match its contract at {path}: {}",
+                error.inner()
+            ),
         )
     })
 }

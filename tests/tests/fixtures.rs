@@ -1,0 +1,111 @@
+//! Every fixture in `events/` decodes and runs through the stages to its golden output.
+
+use pipeline_adapters::local::FolderObjects;
+use pipeline_domain::sources::{Payload, decode};
+use pipeline_handlers::chain::run_chain;
+use pipeline_tests::{
+    SOURCE_FOLDERS, Sandbox, assert_no_mismatch, compare_golden, objects_dir, read_json,
+    source_fixtures,
+};
+use serde_json::{Value, json};
+
+#[test]
+fn every_source_has_a_valid_and_an_invalid_fixture() {
+    let fixtures = source_fixtures();
+    for folder in SOURCE_FOLDERS {
+        let names: Vec<&str> = fixtures
+            .iter()
+            .filter(|(source, _, _)| source == folder)
+            .map(|(_, name, _)| name.as_str())
+            .collect();
+        assert!(
+            names.iter().any(|name| name.starts_with("valid")),
+            "{folder} has no valid fixture"
+        );
+        assert!(
+            names.contains(&"invalid"),
+            "{folder} has no invalid fixture"
+        );
+    }
+}
+
+fn describe_payload(payload: &Payload) -> Value {
+    match payload {
+        Payload::Bytes(bytes) => json!({ "bytes": String::from_utf8_lossy(bytes) }),
+        Payload::Json(value) => json!({ "json": value }),
+        Payload::Oversized { bytes } => json!({ "oversized": bytes }),
+        Payload::Undecodable { pointer, reason } => {
+            json!({ "undecodable": { "pointer": pointer, "reason": reason } })
+        }
+    }
+}
+
+#[test]
+fn fixtures_decode_to_the_expected_records() {
+    let objects = FolderObjects::new(objects_dir());
+    let mut mismatches = Vec::new();
+    for (source, name, path) in source_fixtures() {
+        let decoded = decode(read_json(&path), &objects)
+            .unwrap_or_else(|error| panic!("{source}/{name}: {error}"));
+        assert_eq!(
+            decoded.kind.as_str(),
+            source,
+            "{source}/{name} is detected as its folder's kind"
+        );
+        let actual = json!({
+            "kind": decoded.kind,
+            "batchId": decoded.batch_id,
+            "records": decoded.records.iter().map(|record| json!({
+                "source": record.source,
+                "payload": describe_payload(&record.payload),
+            })).collect::<Vec<_>>(),
+            "skipped": decoded.skipped,
+        });
+        mismatches.extend(compare_golden(
+            &format!("decode/{source}/{name}.json"),
+            &actual,
+        ));
+    }
+    assert_no_mismatch(mismatches);
+}
+
+#[tokio::test]
+async fn fixtures_run_through_every_stage_to_the_golden_outputs() {
+    let mut mismatches = Vec::new();
+    for (source, name, path) in source_fixtures() {
+        let sandbox = Sandbox::new();
+        let request_id = format!("test-{source}-{name}");
+        let actual = match run_chain(&sandbox.deps, read_json(&path), &request_id).await {
+            Ok(outcome) => {
+                if name == "invalid" {
+                    let rejected = outcome.validate["rejected"].as_array().map_or(0, Vec::len);
+                    assert!(
+                        rejected > 0,
+                        "{source}/invalid should reject at least one record"
+                    );
+                }
+                json!({
+                    "validate": outcome.validate,
+                    "enrich": outcome.enrich,
+                    "aggregate": outcome.aggregate,
+                    "inference": match outcome.inference {
+                        Ok(output) => output,
+                        Err(error) => json!({ "errorType": error.name.as_str(), "errorMessage": error.message }),
+                    },
+                    "store": outcome.store,
+                    "state": sandbox.state(),
+                })
+            }
+            Err(error) => {
+                assert_eq!(name, "invalid", "{source}/{name} failed: {error}");
+                assert_eq!(error.name.as_str(), "ValidationError", "{source}/{name}");
+                json!({ "errorType": error.name.as_str(), "errorMessage": error.message, "state": sandbox.state() })
+            }
+        };
+        mismatches.extend(compare_golden(
+            &format!("stages/{source}/{name}.json"),
+            &actual,
+        ));
+    }
+    assert_no_mismatch(mismatches);
+}
