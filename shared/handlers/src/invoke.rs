@@ -33,7 +33,7 @@ pub async fn invoke(
         requestId = request_id,
         batchId = field::Empty
     );
-    let result = async {
+    async {
         let result = match stage {
             Stage::Validate => run_validate(deps, event),
             Stage::Enrich => run_enrich(deps, event).await,
@@ -47,8 +47,7 @@ pub async fn invoke(
         result
     }
     .instrument(span)
-    .await;
-    result
+    .await
 }
 
 fn to_json(output: &impl Serialize) -> Result<Value, HandlerError> {

@@ -141,13 +141,13 @@ pub fn parse_input<T: serde::de::DeserializeOwned>(
     stage: &str,
     event: Value,
 ) -> Result<T, HandlerError> {
-    if let Some(version) = event.get("version").and_then(Value::as_u64) {
-        if version != u64::from(CONTRACT_VERSION) {
-            return Err(HandlerError::new(
-                ErrorName::InvalidStageInput,
-                format!("{stage} accepts contract version {CONTRACT_VERSION}, not {version}"),
-            ));
-        }
+    if let Some(version) = event.get("version").and_then(Value::as_u64)
+        && version != u64::from(CONTRACT_VERSION)
+    {
+        return Err(HandlerError::new(
+            ErrorName::InvalidStageInput,
+            format!("{stage} accepts contract version {CONTRACT_VERSION}, not {version}"),
+        ));
     }
     serde_path_to_error::deserialize(event).map_err(|error| {
         let path = error.path().to_string();

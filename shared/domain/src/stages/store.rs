@@ -130,13 +130,13 @@ pub async fn store_batch(
     now_millis: i64,
 ) -> Result<StoreReport, StoreError> {
     let events = join_scores(input.events, input.scores)?;
-    if let Some(deltas) = &input.aggregates {
-        if deltas.batch_id != input.batch_id {
-            return Err(StoreError::Inconsistent(format!(
-                "aggregates are for batch {} but the events are batch {}",
-                deltas.batch_id, input.batch_id
-            )));
-        }
+    if let Some(deltas) = &input.aggregates
+        && deltas.batch_id != input.batch_id
+    {
+        return Err(StoreError::Inconsistent(format!(
+            "aggregates are for batch {} but the events are batch {}",
+            deltas.batch_id, input.batch_id
+        )));
     }
 
     ports.events.put_events(&events).await?;

@@ -1,0 +1,192 @@
+//! The `pipeline` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn pipeline(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .current_dir(repo_root())
+        .env_remove("PIPELINE_BACKEND")
+        .env_remove("PIPELINE_MODEL_PATH")
+        .env_remove("RUST_LOG")
+        .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("the pipeline binary runs")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn invoke_prints_the_handlers_json_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = pipeline(
+        dir.path(),
+        &["invoke", "validate", "--event", "events/s3/valid-gzip.json"],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(value["counts"]["accepted"], 7);
+    assert_eq!(value["sourceKind"], "s3");
+}
+
+#[test]
+fn a_handler_error_is_one_line_on_stderr_and_a_failure_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = pipeline(
+        dir.path(),
+        &["invoke", "validate", "--event", "events/sns/invalid.json"],
+    );
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("ValidationError: "), "{stderr}");
+    assert!(stderr.contains("/timestamp"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn inference_without_a_model_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = pipeline(
+        dir.path(),
+        &[
+            "invoke",
+            "inference",
+            "--event",
+            "events/pipeline/enrich-output.json",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.starts_with("ConfigError: no risk model is configured"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn events_can_come_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .current_dir(repo_root())
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "invoke",
+            "aggregate",
+            "--event",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fixture = std::fs::read(repo_root().join("events/pipeline/enrich-output.json")).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &fixture).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        !value["aggregates"]["counters"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_bad_backend_fails_at_start_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .current_dir(repo_root())
+        .env("PIPELINE_BACKEND", "cloud")
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "invoke",
+            "validate",
+            "--event",
+            "events/sqs/valid.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.starts_with("ConfigError: PIPELINE_BACKEND: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn store_then_replay_through_the_binary_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = pipeline(
+        dir.path(),
+        &[
+            "invoke",
+            "store",
+            "--event",
+            "events/pipeline/store-input.json",
+        ],
+    );
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    let second = pipeline(
+        dir.path(),
+        &[
+            "invoke",
+            "store",
+            "--event",
+            "events/pipeline/store-input.json",
+        ],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(value["aggregates"], "already-applied");
+    assert_eq!(value["notificationsSent"], 0);
+    assert!(
+        dir.path()
+            .join("lake/events/dt=2023-11-14/hour=22")
+            .is_dir()
+    );
+}
+
+#[test]
+fn the_demo_runs_and_reports_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = pipeline(
+        dir.path(),
+        &["demo", "--events", "1200", "--batch-size", "200"],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("events/s"), "{stdout}");
+    for source in [
+        "apigateway-http",
+        "apigateway-rest",
+        "sqs",
+        "sns",
+        "kinesis",
+        "direct",
+    ] {
+        assert!(
+            stdout.contains(source),
+            "{source} missing from the summary:\n{stdout}"
+        );
+    }
+    assert!(dir.path().join("pipeline.db").is_file());
+    assert!(dir.path().join("outbox/notifications.jsonl").is_file());
+}
