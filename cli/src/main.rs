@@ -15,6 +15,9 @@ use pipeline_handlers::logging::init_json_logs_to_stderr;
 use pipeline_handlers::{Dependencies, Stage, invoke};
 use serde_json::Value;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pipeline",

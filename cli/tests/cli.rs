@@ -10,15 +10,22 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn pipeline(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+/// The binary, run from the repository root on `data_dir`, with a clean environment.
+fn command(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+    command
         .current_dir(repo_root())
         .env_remove("PIPELINE_BACKEND")
         .env_remove("PIPELINE_MODEL_PATH")
         .env_remove("RUST_LOG")
         .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
         .arg("--data-dir")
-        .arg(data_dir)
+        .arg(data_dir);
+    command
+}
+
+fn pipeline(data_dir: &Path, args: &[&str]) -> Output {
+    command(data_dir)
         .args(args)
         .output()
         .expect("the pipeline binary runs")
@@ -80,16 +87,8 @@ fn inference_without_a_model_says_so() {
 #[test]
 fn events_can_come_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .current_dir(repo_root())
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "invoke",
-            "aggregate",
-            "--event",
-            "-",
-        ])
+    let mut child = command(dir.path())
+        .args(["invoke", "aggregate", "--event", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -111,17 +110,9 @@ fn events_can_come_from_standard_input() {
 #[test]
 fn a_bad_backend_fails_at_start_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .current_dir(repo_root())
+    let output = command(dir.path())
         .env("PIPELINE_BACKEND", "cloud")
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "invoke",
-            "validate",
-            "--event",
-            "events/sqs/valid.json",
-        ])
+        .args(["invoke", "validate", "--event", "events/sqs/valid.json"])
         .output()
         .unwrap();
     assert!(!output.status.success());

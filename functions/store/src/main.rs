@@ -2,6 +2,9 @@
 
 use pipeline_handlers::Stage;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipeline_handlers::lambda::serve(Stage::Store).await

@@ -23,8 +23,9 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         }
         Value::String(text) => write_string(text, out),
         scalar => {
-            // Null, booleans and numbers have exactly one encoding in serde_json.
-            out.extend_from_slice(scalar.to_string().as_bytes());
+            // Null, booleans and numbers have exactly one encoding in serde_json; writing
+            // into memory cannot fail.
+            serde_json::to_writer(&mut *out, scalar).expect("writing a JSON scalar into memory");
         }
     }
 }
@@ -47,16 +48,31 @@ pub fn write_canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
 
 /// Appends a JSON string literal to `out`.
 pub fn write_string(text: &str, out: &mut Vec<u8>) {
-    // Serialising a &str into a Vec cannot fail.
-    serde_json::to_writer(&mut *out, text).expect("writing a JSON string into memory");
+    let plain = text
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
+    if plain {
+        // Nothing to escape: the same bytes serde_json would write, without its per-byte table.
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serialising a &str into a Vec cannot fail.
+        serde_json::to_writer(&mut *out, text).expect("writing a JSON string into memory");
+    }
 }
 
 /// A short, stable id: `prefix` followed by the first 128 bits of SHA-256 in hex.
 pub fn digest_id(prefix: &str, bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut id = String::with_capacity(prefix.len() + 32);
     id.push_str(prefix);
-    id.push_str(&hex::encode(&digest[..16]));
+    for byte in &digest[..16] {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
     id
 }
 
@@ -77,6 +93,22 @@ mod tests {
             String::from_utf8(left).unwrap(),
             r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for text in [
+            "plain",
+            "",
+            "quote \" and \\ back",
+            "tab\tnew\nline \u{1}",
+            "été ✓ 🎉",
+            "\u{7f}",
+        ] {
+            let mut ours = Vec::new();
+            write_string(text, &mut ours);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
     }
 
     #[test]

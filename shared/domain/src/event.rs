@@ -45,13 +45,13 @@ pub fn derive_event_id(
     timestamp: &Number,
     data: &Map<String, Value>,
 ) -> String {
-    let mut buffer = Vec::with_capacity(128);
+    let mut buffer = Vec::with_capacity(512);
     buffer.extend_from_slice(b"{\"data\":");
     write_canonical_object(data, &mut buffer);
     buffer.extend_from_slice(b",\"eventType\":");
     write_string(event_type, &mut buffer);
     buffer.extend_from_slice(b",\"timestamp\":");
-    buffer.extend_from_slice(timestamp.to_string().as_bytes());
+    serde_json::to_writer(&mut buffer, timestamp).expect("writing a JSON number into memory");
     buffer.extend_from_slice(b",\"userId\":");
     write_string(user_id, &mut buffer);
     buffer.push(b'}');

@@ -167,14 +167,6 @@ async fn run_store(deps: &Dependencies, event: Value) -> Result<Value, HandlerEr
     );
     to_json(&StoreOutput {
         version: CONTRACT_VERSION,
-        batch_id: report.batch_id,
-        events_written: report.events_written,
-        aggregates: report.aggregates,
-        lake_objects: report.lake_objects,
-        quarantine_object: report.quarantine_object,
-        high_risk_events: report.high_risk_events,
-        notifications_sent: report.notifications_sent,
-        documents_indexed: report.documents_indexed,
-        index_failures: report.index_failures,
+        report,
     })
 }

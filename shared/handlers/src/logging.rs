@@ -2,35 +2,37 @@
 //!
 //! Each line is one JSON object with the message, the level, the target and the fields of
 //! the current invocation span (`requestId`, `stage`, `batchId`), as CloudWatch Logs Insights
-//! expects. `RUST_LOG` filters, `info` by default.
+//! expects. `RUST_LOG` filters.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
-/// Installs the JSON subscriber, writing to standard output (Lambda sends it to CloudWatch).
+/// Installs the JSON subscriber for a Lambda function: standard output (which Lambda sends
+/// to CloudWatch), `info` by default.
 pub fn init_json_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .flatten_event(true)
-        .without_time()
-        .with_ansi(false)
-        .try_init();
+    install(std::io::stdout, "info");
 }
 
-/// Installs the JSON subscriber on standard error, for the command line, whose standard
-/// output carries results. Quiet (`error`: handler errors are printed as one line anyway) unless `RUST_LOG` says otherwise.
+/// Installs the JSON subscriber for the command line: standard error, because standard
+/// output carries results, and `error` by default, because handler errors are printed as
+/// one line anyway.
 pub fn init_json_logs_to_stderr() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    install(std::io::stderr, "error");
+}
+
+fn install<W>(writer: W, default_filter: &str)
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false)
         .try_init();
 }

@@ -5,11 +5,11 @@
 //! as a change to this file and to the golden outputs.
 
 use pipeline_domain::event::{SourceKind, UserEvent};
-use pipeline_domain::ports::IndexFailure;
 use pipeline_domain::sources::SkippedRecord;
 use pipeline_domain::stages::aggregate::AggregateDeltas;
 use pipeline_domain::stages::enrich::EnrichedEvent;
 use pipeline_domain::stages::inference::RiskScore;
+use pipeline_domain::stages::store::StoreReport;
 use pipeline_domain::stages::validate::{RejectedRecord, ValidEvent, ValidatedBatch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -120,20 +120,12 @@ pub struct InferenceOutput {
     pub scores: Vec<RiskScore>,
 }
 
-/// `store`'s output.
+/// `store`'s output: the domain's report, versioned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct StoreOutput {
     pub version: u32,
-    pub batch_id: String,
-    pub events_written: usize,
-    pub aggregates: Option<pipeline_domain::ports::ApplyOutcome>,
-    pub lake_objects: Vec<String>,
-    pub quarantine_object: Option<String>,
-    pub high_risk_events: usize,
-    pub notifications_sent: usize,
-    pub documents_indexed: usize,
-    pub index_failures: Vec<IndexFailure>,
+    #[serde(flatten)]
+    pub report: StoreReport,
 }
 
 /// Parses a stage's input, naming the stage and the problem when it does not fit.

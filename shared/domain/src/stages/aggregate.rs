@@ -5,7 +5,7 @@
 //! store inserts if absent; a window's distinct users is the number of its memberships. That
 //! makes every part of the output safe to apply once per batch, in any order across batches.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,44 +60,72 @@ pub fn aggregate<'a>(
     batch_id: &str,
     events: impl IntoIterator<Item = &'a UserEvent>,
 ) -> AggregateDeltas {
-    let mut counters: BTreeMap<(String, i64), (u64, f64)> = BTreeMap::new();
-    let mut members: BTreeSet<WindowMember> = BTreeSet::new();
+    // Accumulate on borrowed keys (no allocation per event), then render and sort once.
+    let mut counters: HashMap<(Scope<'a>, i64), (u64, f64)> = HashMap::new();
+    let mut members: HashSet<(Scope<'a>, i64, &'a str)> = HashSet::new();
     for event in events {
         let window = window_start(event.timestamp_millis());
         let amount = event.amount().unwrap_or(0.0);
-        let type_scope = format!("type:{}", event.event_type);
-        for scope in [
-            SCOPE_ALL.to_owned(),
-            type_scope.clone(),
-            format!("user:{}", event.user_id),
-        ] {
+        let by_type = Scope::Type(&event.event_type);
+        for scope in [Scope::All, by_type, Scope::User(&event.user_id)] {
             let counter = counters.entry((scope, window)).or_insert((0, 0.0));
             counter.0 += 1;
             counter.1 += amount;
         }
-        for scope in [SCOPE_ALL.to_owned(), type_scope] {
-            members.insert(WindowMember {
-                scope,
-                window_start: window,
-                user_id: event.user_id.clone(),
-            });
+        for scope in [Scope::All, by_type] {
+            members.insert((scope, window, &event.user_id));
         }
     }
+    // Scopes order like their rendered names ("all" < "type:..." < "user:..."), so sorting
+    // the borrowed keys first gives the rendered output in name order without comparing
+    // freshly allocated strings.
+    let mut counters: Vec<((Scope<'a>, i64), (u64, f64))> = counters.into_iter().collect();
+    counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut members: Vec<(Scope<'a>, i64, &'a str)> = members.into_iter().collect();
+    members.sort_unstable();
+    let counters = counters
+        .into_iter()
+        .map(
+            |((scope, window_start), (count, amount_sum))| CounterDelta {
+                scope: scope.render(),
+                window_start,
+                count,
+                amount_sum,
+            },
+        )
+        .collect();
+    let members = members
+        .into_iter()
+        .map(|(scope, window_start, user_id)| WindowMember {
+            scope: scope.render(),
+            window_start,
+            user_id: user_id.to_owned(),
+        })
+        .collect();
     AggregateDeltas {
         batch_id: batch_id.to_owned(),
         window_seconds: (WINDOW_MILLIS / 1000) as u32,
-        counters: counters
-            .into_iter()
-            .map(
-                |((scope, window_start), (count, amount_sum))| CounterDelta {
-                    scope,
-                    window_start,
-                    count,
-                    amount_sum,
-                },
-            )
-            .collect(),
-        members: members.into_iter().collect(),
+        counters,
+        members,
+    }
+}
+
+/// A counter's scope while accumulating, borrowed from the events. The variant order is the
+/// order of the rendered names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Scope<'a> {
+    All,
+    Type(&'a str),
+    User(&'a str),
+}
+
+impl Scope<'_> {
+    fn render(self) -> String {
+        match self {
+            Scope::All => SCOPE_ALL.to_owned(),
+            Scope::Type(event_type) => format!("type:{event_type}"),
+            Scope::User(user_id) => format!("user:{user_id}"),
+        }
     }
 }
 
@@ -141,6 +169,16 @@ mod tests {
         assert_eq!(find("type:purchase", 60_000).amount_sum, 15.5);
         assert_eq!(find("user:u1", 60_000).count, 2);
         assert_eq!(find("all", 120_000).count, 1);
+        let sorted = |a: &CounterDelta, b: &CounterDelta| {
+            (&a.scope, a.window_start) <= (&b.scope, b.window_start)
+        };
+        assert!(
+            deltas
+                .counters
+                .windows(2)
+                .all(|pair| sorted(&pair[0], &pair[1]))
+        );
+        assert!(deltas.members.windows(2).all(|pair| pair[0] <= pair[1]));
         let purchase_users = deltas
             .members
             .iter()

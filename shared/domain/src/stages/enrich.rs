@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
@@ -146,6 +146,8 @@ pub fn enrich(
     for valid in &events {
         *per_user.entry(valid.event.user_id.as_str()).or_default() += 1;
     }
+    // Parsing a user agent is the costliest step, and agents repeat within a batch.
+    let mut devices: HashMap<String, Device> = HashMap::new();
     let burst: HashMap<String, usize> = per_user
         .into_iter()
         .map(|(user, count)| (user.to_owned(), count))
@@ -154,7 +156,17 @@ pub fn enrich(
         .into_iter()
         .map(|valid| {
             let profile = profiles.get(&valid.event.user_id);
-            let device = valid.event.user_agent().map(parse_user_agent);
+            let device = valid
+                .event
+                .user_agent()
+                .map(|agent| match devices.get(agent) {
+                    Some(device) => device.clone(),
+                    None => {
+                        let device = parse_user_agent(agent);
+                        devices.insert(agent.to_owned(), device.clone());
+                        device
+                    }
+                });
             let events_of_user = burst.get(&valid.event.user_id).copied().unwrap_or(1);
             let features = risk_features(&valid.event, device.as_ref(), profile, events_of_user);
             EnrichedEvent {
@@ -177,8 +189,8 @@ pub fn enrich(
 pub fn partition_of(timestamp_millis: f64) -> Partition {
     let time = datetime_millis(timestamp_millis.floor() as i64);
     Partition {
-        dt: time.format("%Y-%m-%d").to_string(),
-        hour: time.format("%H").to_string(),
+        dt: format!("{:04}-{:02}-{:02}", time.year(), time.month(), time.day()),
+        hour: format!("{:02}", time.hour()),
     }
 }
 

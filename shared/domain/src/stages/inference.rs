@@ -129,3 +129,105 @@ pub fn score_batch(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{SourceKind, SourceRef, UserEvent};
+    use crate::stages::enrich::{FEATURE_NAMES, enrich};
+    use crate::stages::validate::ValidEvent;
+    use serde_json::{Map, Number, json};
+    use std::collections::HashMap;
+
+    /// A model for the contract's tests: a logistic function of the log amount.
+    struct RatioModel {
+        names: Vec<&'static str>,
+        shift: f32,
+    }
+
+    impl RiskModel for RatioModel {
+        fn version(&self) -> &str {
+            "ratio-test"
+        }
+        fn threshold(&self) -> f32 {
+            0.5
+        }
+        fn feature_names(&self) -> &[&str] {
+            &self.names
+        }
+        fn score(&self, rows: &[Vec<f32>]) -> Result<Vec<f32>, ModelError> {
+            Ok(rows
+                .iter()
+                .map(|row| 1.0 / (1.0 + (-(row[1] - 4.0) * 4.0).exp()) + self.shift)
+                .collect())
+        }
+    }
+
+    fn batch(amounts: &[f64]) -> Vec<EnrichedEvent> {
+        let events = amounts
+            .iter()
+            .enumerate()
+            .map(|(index, amount)| {
+                let mut data = Map::new();
+                data.insert("amount".into(), json!(amount));
+                ValidEvent {
+                    source: SourceRef {
+                        kind: SourceKind::Direct,
+                        id: format!("item-{index}"),
+                        index,
+                    },
+                    event: UserEvent {
+                        event_id: format!("e{index}"),
+                        user_id: "u".into(),
+                        event_type: "purchase".into(),
+                        timestamp: Number::from(1_700_000_000_000_u64),
+                        data,
+                    },
+                }
+            })
+            .collect();
+        enrich(events, &HashMap::new(), 0)
+    }
+
+    fn model(shift: f32) -> RatioModel {
+        RatioModel {
+            names: FEATURE_NAMES.to_vec(),
+            shift,
+        }
+    }
+
+    #[test]
+    fn scores_are_labelled_by_the_threshold() {
+        let scores = score_batch(&batch(&[0.5, 900.0]), &model(0.0)).unwrap();
+        assert_eq!(scores.len(), 2);
+        assert_eq!(scores[0].label, RiskLabel::Low);
+        assert_eq!(scores[1].label, RiskLabel::High);
+        assert_eq!(scores[1].model_version, "ratio-test");
+    }
+
+    #[test]
+    fn a_model_trained_on_other_features_is_refused() {
+        let mut wrong = model(0.0);
+        wrong.names.swap(0, 1);
+        assert!(matches!(
+            score_batch(&batch(&[1.0]), &wrong),
+            Err(ModelError::FeatureMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn non_finite_features_and_impossible_scores_are_errors() {
+        let mut events = batch(&[1.0]);
+        events[0].features.amount = f32::NAN;
+        let error = score_batch(&events, &model(0.0)).unwrap_err();
+        assert!(
+            matches!(&error, ModelError::InvalidFeature { event_id, feature, .. } if event_id == "e0" && feature == "amount"),
+            "{error}"
+        );
+        let error = score_batch(&batch(&[900.0]), &model(0.5)).unwrap_err();
+        assert!(
+            matches!(error, ModelError::ScoreOutOfRange { .. }),
+            "{error}"
+        );
+    }
+}

@@ -99,28 +99,20 @@ impl ValidatedBatch {
 pub fn validate(decoded: Decoded) -> ValidatedBatch {
     let mut events = Vec::with_capacity(decoded.records.len());
     let mut rejected = Vec::new();
-    let mut seen = HashSet::with_capacity(decoded.records.len());
-    let mut duplicates = 0;
     for record in decoded.records {
-        let excerpt = raw_excerpt(&record.payload);
-        match check_payload(record.payload) {
-            Ok(event) => {
-                if seen.insert(event.event_id.clone()) {
-                    events.push(ValidEvent {
-                        source: record.source,
-                        event,
-                    });
-                } else {
-                    duplicates += 1;
-                }
-            }
-            Err(errors) => rejected.push(RejectedRecord {
+        match check_record(record.payload) {
+            Ok(event) => events.push(ValidEvent {
+                source: record.source,
+                event,
+            }),
+            Err((errors, raw_excerpt)) => rejected.push(RejectedRecord {
                 source: record.source,
                 errors,
-                raw_excerpt: excerpt,
+                raw_excerpt,
             }),
         }
     }
+    let duplicates = drop_duplicates(&mut events);
     let batch_id = decoded.batch_id.unwrap_or_else(|| {
         if events.is_empty() {
             derive_rejected_batch_id(decoded.kind, &rejected)
@@ -136,6 +128,19 @@ pub fn validate(decoded: Decoded) -> ValidatedBatch {
         skipped: decoded.skipped,
         duplicates,
     }
+}
+
+/// Keeps the first event of each event id, in order; returns how many were dropped.
+fn drop_duplicates(events: &mut Vec<ValidEvent>) -> usize {
+    let mut seen = HashSet::with_capacity(events.len());
+    let keep: Vec<bool> = events
+        .iter()
+        .map(|valid| seen.insert(valid.event.event_id.as_str()))
+        .collect();
+    let before = events.len();
+    let mut flags = keep.into_iter();
+    events.retain(|_| flags.next().unwrap_or(true));
+    before - events.len()
 }
 
 /// The id of a batch: a digest of its accepted event ids, in order.
@@ -160,22 +165,31 @@ fn derive_rejected_batch_id(kind: SourceKind, rejected: &[RejectedRecord]) -> St
 
 /// Checks one record: size, JSON syntax, then the contract.
 pub fn check_payload(payload: Payload) -> Result<UserEvent, Vec<FieldError>> {
+    check_record(payload).map_err(|(errors, _)| errors)
+}
+
+/// [`check_payload`], also returning the start of the raw record when it is rejected.
+fn check_record(payload: Payload) -> Result<UserEvent, (Vec<FieldError>, Option<String>)> {
     match payload {
         Payload::Bytes(bytes) => {
-            if bytes.len() > MAX_RECORD_BYTES {
-                return Err(vec![oversized(bytes.len())]);
-            }
-            let value = serde_json::from_slice(&bytes).map_err(|error| {
-                vec![FieldError::new(
-                    "",
-                    format!("the record is not valid JSON: {error}"),
-                )]
-            })?;
-            check_event(value)
+            let checked = if bytes.len() > MAX_RECORD_BYTES {
+                Err(vec![oversized(bytes.len())])
+            } else {
+                match serde_json::from_slice(&bytes) {
+                    Ok(value) => check_event(value),
+                    Err(error) => Err(vec![FieldError::new(
+                        "",
+                        format!("the record is not valid JSON: {error}"),
+                    )]),
+                }
+            };
+            checked.map_err(|errors| (errors, Some(raw_excerpt(&bytes))))
         }
-        Payload::Json(value) => check_event(value),
-        Payload::Oversized { bytes } => Err(vec![oversized(bytes)]),
-        Payload::Undecodable { pointer, reason } => Err(vec![FieldError::new(pointer, reason)]),
+        Payload::Json(value) => check_event(value).map_err(|errors| (errors, None)),
+        Payload::Oversized { bytes } => Err((vec![oversized(bytes)], None)),
+        Payload::Undecodable { pointer, reason } => {
+            Err((vec![FieldError::new(pointer, reason)], None))
+        }
     }
 }
 
@@ -188,14 +202,9 @@ fn oversized(bytes: usize) -> FieldError {
     )
 }
 
-fn raw_excerpt(payload: &Payload) -> Option<String> {
-    match payload {
-        Payload::Bytes(bytes) => {
-            let end = bytes.len().min(RAW_EXCERPT_BYTES);
-            Some(String::from_utf8_lossy(&bytes[..end]).into_owned())
-        }
-        _ => None,
-    }
+fn raw_excerpt(bytes: &[u8]) -> String {
+    let end = bytes.len().min(RAW_EXCERPT_BYTES);
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 #[cfg(test)]
