@@ -137,9 +137,9 @@ fn print_summary(
     events: usize,
     elapsed: f64,
 ) -> Result<(), String> {
-    let snapshot = backend
+    let counts = backend
         .database
-        .snapshot()
+        .counts()
         .map_err(|error| error.to_string())?;
     println!();
     println!("{:<18} {:>10} {:>10}", "source", "accepted", "rejected");
@@ -172,15 +172,14 @@ fn print_summary(
     println!();
     println!(
         "events table:      {} events in {}",
-        snapshot.events.len(),
+        counts.events,
         config.data_dir.join("pipeline.db").display()
     );
     println!(
         "aggregates table:  {} window rows from {} batches",
-        snapshot.aggregates.len(),
-        snapshot.applied_batches.len()
+        counts.aggregates, counts.applied_batches
     );
-    println!("search index:      {} documents", snapshot.search_documents);
+    println!("search index:      {} documents", counts.search_documents);
     println!(
         "data lake:         {} objects written under {}",
         totals.lake_objects,

@@ -21,7 +21,8 @@ use serde::Serialize;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     timestamp_ms REAL NOT NULL,
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS events (
     risk_score REAL,
     risk_label TEXT,
     body TEXT NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS aggregates (
     scope TEXT NOT NULL,
     window_start INTEGER NOT NULL,
@@ -60,8 +61,7 @@ CREATE TABLE IF NOT EXISTS sent_notifications (
 CREATE TABLE IF NOT EXISTS search_documents (
     id INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
-    text TEXT NOT NULL,
-    body TEXT NOT NULL
+    text TEXT NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content='search_documents', content_rowid='id');
 CREATE TRIGGER IF NOT EXISTS search_documents_insert AFTER INSERT ON search_documents BEGIN
@@ -105,6 +105,16 @@ pub struct TableSnapshot {
     pub search_documents: usize,
 }
 
+/// Row counts of the main tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableCounts {
+    pub events: usize,
+    pub aggregates: usize,
+    pub applied_batches: usize,
+    pub search_documents: usize,
+}
+
 fn classify(operation: &str, error: rusqlite::Error) -> StorageError {
     let busy = matches!(
         error.sqlite_error_code(),
@@ -132,7 +142,10 @@ impl Database {
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|error| classify(&operation, error))?;
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+            )
             .map_err(|error| classify(&operation, error))?;
         connection
             .execute_batch(SCHEMA)
@@ -219,6 +232,24 @@ impl Database {
             )?;
             let rows = statement.query_map(params![query, limit as i64], |row| row.get(0))?;
             rows.collect()
+        })
+    }
+
+    /// How many rows the main tables hold, cheaply, for summaries.
+    pub fn counts(&self) -> Result<TableCounts, StorageError> {
+        self.transaction("count rows", |tx| {
+            let count = |table: &str| -> rusqlite::Result<usize> {
+                tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map(|count| count as usize)
+            };
+            Ok(TableCounts {
+                events: count("events")?,
+                aggregates: count("aggregates")?,
+                applied_batches: count("applied_batches")?,
+                search_documents: count("search_documents")?,
+            })
         })
     }
 
@@ -364,20 +395,18 @@ impl ProfileTable for Database {
     }
 }
 
+/// The local index keeps each document's searchable text; the event itself is in the events
+/// table under the same event id, so it is not stored twice.
 #[async_trait]
 impl SearchIndex for Database {
     async fn index(&self, documents: &[SearchDocument]) -> Result<Vec<IndexFailure>, StorageError> {
         self.transaction("index documents", |tx| {
             let mut statement = tx.prepare_cached(
-                "INSERT INTO search_documents (event_id, text, body) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (event_id) DO UPDATE SET text = excluded.text, body = excluded.body",
+                "INSERT INTO search_documents (event_id, text) VALUES (?1, ?2) \
+                 ON CONFLICT (event_id) DO UPDATE SET text = excluded.text",
             )?;
             for document in documents {
-                statement.execute(params![
-                    document.event_id,
-                    document.text,
-                    document.body.to_string()
-                ])?;
+                statement.execute(params![document.event_id, document.text])?;
             }
             Ok(Vec::new())
         })

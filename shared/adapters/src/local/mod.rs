@@ -15,7 +15,7 @@ mod outbox;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use database::{Database, TableSnapshot};
+pub use database::{Database, TableCounts, TableSnapshot};
 pub use lake::FolderLake;
 pub use objects::FolderObjects;
 pub use outbox::Outbox;

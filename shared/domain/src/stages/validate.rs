@@ -185,12 +185,36 @@ fn check_record(payload: Payload) -> Result<UserEvent, (Vec<FieldError>, Option<
             };
             checked.map_err(|errors| (errors, Some(raw_excerpt(&bytes))))
         }
-        Payload::Json(value) => check_event(value).map_err(|errors| (errors, None)),
+        Payload::Json(value) => {
+            let size = encoded_size(&value);
+            if size > MAX_RECORD_BYTES {
+                return Err((vec![oversized(size)], None));
+            }
+            check_event(value).map_err(|errors| (errors, None))
+        }
         Payload::Oversized { bytes } => Err((vec![oversized(bytes)], None)),
         Payload::Undecodable { pointer, reason } => {
             Err((vec![FieldError::new(pointer, reason)], None))
         }
     }
+}
+
+/// The length of a value's compact JSON encoding, counted without building it.
+fn encoded_size(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Counting never fails, and a serde_json::Value always serialises.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 fn oversized(bytes: usize) -> FieldError {
@@ -257,6 +281,17 @@ mod tests {
         );
         assert!(batch.rejected[1].errors[0].message.contains("limit"));
         assert!(batch.batch_id.starts_with("bat_"));
+    }
+
+    #[test]
+    fn structured_records_over_the_limit_are_rejected_too() {
+        let big = serde_json::json!({
+            "userId": "u1", "eventType": "click", "timestamp": 1,
+            "data": {"blob": "x".repeat(MAX_RECORD_BYTES)}
+        });
+        let batch = validate(decoded(vec![Payload::Json(big)]));
+        assert_eq!(batch.rejected.len(), 1);
+        assert!(batch.rejected[0].errors[0].message.contains("limit"));
     }
 
     #[test]
