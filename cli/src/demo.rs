@@ -9,7 +9,7 @@ use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::synth::{SplitMix64, SynthConfig, generate, wrap_as};
 use pipeline_handlers::chain::run_chain;
-use pipeline_handlers::deps::system_clock;
+use pipeline_handlers::deps::{load_model, system_clock};
 use pipeline_handlers::{Dependencies, ErrorName};
 use serde_json::Value;
 
@@ -50,7 +50,8 @@ struct Totals {
     notifications: u64,
     reasons: BTreeMap<String, u64>,
     per_source: BTreeMap<&'static str, (u64, u64)>,
-    inference_note: Option<String>,
+    high_risk: u64,
+    model_version: String,
 }
 
 pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
@@ -68,7 +69,14 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         .database
         .put_profiles(&synthetic_profiles(&synth))
         .map_err(|error| error.to_string())?;
-    let deps = Dependencies::local(&backend, config.profile_cache_ttl_seconds, system_clock());
+    let model = load_model(config.model_path.as_deref())
+        .map_err(|error| format!("ConfigError: {error}"))?;
+    let deps = Dependencies::local(
+        &backend,
+        model,
+        config.profile_cache_ttl_seconds,
+        system_clock(),
+    );
     let events = generate(&synth, args.events);
 
     println!(
@@ -114,8 +122,12 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
                         *totals.reasons.entry(label).or_default() += 1;
                     }
                 }
-                if let Err(error) = outcome.inference {
-                    totals.inference_note = Some(error.message);
+                totals.high_risk += outcome.inference["highRisk"].as_u64().unwrap_or(0);
+                if totals.model_version.is_empty() {
+                    totals.model_version = outcome.inference["modelVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
                 }
             }
             Err(error) if error.name == ErrorName::ValidationError => {
@@ -166,9 +178,10 @@ fn print_summary(
             .collect();
         println!("top rejection fields: {}", top.join(", "));
     }
-    if let Some(note) = &totals.inference_note {
-        println!("inference skipped: {note}");
-    }
+    println!(
+        "high-risk events: {} (model {})",
+        totals.high_risk, totals.model_version
+    );
     println!();
     println!(
         "events table:      {} events in {}",

@@ -65,7 +65,7 @@ fn a_handler_error_is_one_line_on_stderr_and_a_failure_exit() {
 }
 
 #[test]
-fn inference_without_a_model_says_so() {
+fn inference_scores_with_the_embedded_model() {
     let dir = tempfile::tempdir().unwrap();
     let output = pipeline(
         dir.path(),
@@ -76,12 +76,45 @@ fn inference_without_a_model_says_so() {
             "events/pipeline/enrich-output.json",
         ],
     );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let scores = value["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2);
+    for score in scores {
+        let probability = score["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&probability), "{score}");
+        assert!(
+            score["modelVersion"]
+                .as_str()
+                .unwrap()
+                .starts_with("risk-lr-")
+        );
+    }
+}
+
+#[test]
+fn a_broken_model_file_fails_at_start_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("risk.onnx");
+    std::fs::write(&model, b"not an onnx model").unwrap();
+    std::fs::copy(
+        repo_root().join("models/risk.card.json"),
+        dir.path().join("risk.card.json"),
+    )
+    .unwrap();
+    let output = command(dir.path())
+        .env("PIPELINE_MODEL_PATH", &model)
+        .args(["invoke", "validate", "--event", "events/sqs/valid.json"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = stderr_of(&output);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("ConfigError: no risk model is configured"),
+        stderr.starts_with("ConfigError: PIPELINE_MODEL_PATH: "),
         "{stderr}"
     );
+    assert!(stderr.contains("SHA-256"), "{stderr}");
 }
 
 #[test]

@@ -4,11 +4,13 @@
 //! with `UPDATE_GOLDEN=1 cargo test -p pipeline-tests` and review the diff.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pipeline_adapters::local::{LocalBackend, TableSnapshot};
+use pipeline_domain::ports::RiskModel;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_handlers::Dependencies;
+use pipeline_handlers::deps::load_model;
 use serde_json::{Value, json};
 
 /// The time every sandbox's clock reads: 2023-11-14T22:15:00Z.
@@ -125,7 +127,12 @@ impl Sandbox {
             .database
             .put_profiles(&fixture_profiles())
             .expect("profiles load");
-        let deps = Dependencies::local(&backend, 300, Arc::new(|| FIXED_NOW_MILLIS));
+        let deps = Dependencies::local(
+            &backend,
+            embedded_model(),
+            300,
+            Arc::new(|| FIXED_NOW_MILLIS),
+        );
         Self { dir, backend, deps }
     }
 
@@ -144,6 +151,14 @@ impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The embedded risk model, loaded once per test process.
+pub fn embedded_model() -> Arc<dyn RiskModel> {
+    static MODEL: OnceLock<Arc<dyn RiskModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| load_model(None).expect("the embedded model loads"))
+        .clone()
 }
 
 pub fn fixture_profiles() -> Vec<UserProfile> {

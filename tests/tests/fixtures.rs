@@ -88,10 +88,7 @@ async fn fixtures_run_through_every_stage_to_the_golden_outputs() {
                     "validate": outcome.validate,
                     "enrich": outcome.enrich,
                     "aggregate": outcome.aggregate,
-                    "inference": match outcome.inference {
-                        Ok(output) => output,
-                        Err(error) => json!({ "errorType": error.name.as_str(), "errorMessage": error.message }),
-                    },
+                    "inference": outcome.inference,
                     "store": outcome.store,
                     "state": sandbox.state(),
                 })

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod local;
+pub mod model;
 pub mod parquet;
 
 pub use config::{BackendKind, Config, ConfigError};

@@ -13,6 +13,7 @@ pub mod schema;
 pub mod sources;
 pub mod stages;
 pub mod synth;
+pub mod training;
 
 pub use error::{ErrorClass, StorageError};
 pub use event::{SourceKind, SourceRef, UserEvent};

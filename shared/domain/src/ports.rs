@@ -93,7 +93,7 @@ pub trait RiskModel: Send + Sync {
     /// Scores at or over this are labelled high risk.
     fn threshold(&self) -> f32;
     /// The feature names in the order the model expects them.
-    fn feature_names(&self) -> &[&str];
+    fn feature_names(&self) -> &[String];
     /// One score in [0, 1] per row, in order.
     fn score(&self, rows: &[Vec<f32>]) -> Result<Vec<f32>, ModelError>;
 }

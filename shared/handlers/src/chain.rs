@@ -6,8 +6,6 @@
 use serde_json::{Value, json};
 
 use crate::deps::Dependencies;
-use pipeline_domain::stages::inference::ModelError;
-
 use crate::error::HandlerError;
 use crate::invoke::invoke;
 use crate::stage::Stage;
@@ -18,14 +16,12 @@ pub struct ChainOutcome {
     pub validate: Value,
     pub enrich: Value,
     pub aggregate: Value,
-    /// The scores, or the reason inference did not run (no model configured).
-    pub inference: Result<Value, HandlerError>,
+    pub inference: Value,
     pub store: Value,
 }
 
 /// Runs one source event through every stage. A `ValidationError` (no valid record) or any
-/// other stage failure ends the chain with that error. Without a model, scoring is skipped
-/// and the events are stored unscored.
+/// other stage failure ends the chain with that error.
 pub async fn run_chain(
     deps: &Dependencies,
     event: Value,
@@ -34,22 +30,13 @@ pub async fn run_chain(
     let validated = invoke(Stage::Validate, deps, event, request_id).await?;
     let enriched = invoke(Stage::Enrich, deps, validated.clone(), request_id).await?;
     let aggregated = invoke(Stage::Aggregate, deps, enriched.clone(), request_id).await?;
-    let inference = if deps.model.is_none() {
-        Err(HandlerError::from(ModelError::NotConfigured))
-    } else {
-        Ok(invoke(Stage::Inference, deps, enriched.clone(), request_id).await?)
-    };
-    let scores = inference
-        .as_ref()
-        .ok()
-        .and_then(|output| output.get("scores").cloned())
-        .unwrap_or(json!([]));
+    let inference = invoke(Stage::Inference, deps, enriched.clone(), request_id).await?;
     let store_input = json!({
         "version": 1,
         "batchId": validated["batchId"],
         "events": enriched["events"],
         "aggregates": aggregated["aggregates"],
-        "scores": scores,
+        "scores": inference["scores"],
         "rejected": validated["rejected"],
     });
     let stored = invoke(Stage::Store, deps, store_input, request_id).await?;

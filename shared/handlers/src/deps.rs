@@ -1,8 +1,10 @@
 //! Everything a handler needs, built once per cold start and shared by every invocation.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use pipeline_adapters::local::LocalBackend;
+use pipeline_adapters::model::OnnxRiskModel;
 use pipeline_adapters::{BackendKind, Config, ConfigError};
 use pipeline_domain::ports::{
     AggregateTable, DataLake, EventTable, Notifier, ObjectSource, ProfileTable, RiskModel,
@@ -21,6 +23,23 @@ pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp_millis())
 }
 
+/// Loads the risk model once: the file at `path` (with its card beside it), or the model
+/// embedded in the binary. A model that fails its checks fails the start.
+pub fn load_model(path: Option<&Path>) -> Result<Arc<dyn RiskModel>, ConfigError> {
+    let loaded = match path {
+        Some(path) => OnnxRiskModel::from_path(path),
+        None => OnnxRiskModel::embedded(),
+    };
+    let model = loaded.map_err(|error| ConfigError {
+        variable: "PIPELINE_MODEL_PATH".to_owned(),
+        message: match path {
+            Some(path) => format!("{}: {error}", path.display()),
+            None => format!("the embedded model: {error}"),
+        },
+    })?;
+    Ok(Arc::new(model))
+}
+
 /// The ports and shared state of every stage.
 pub struct Dependencies {
     pub objects: Arc<dyn ObjectSource>,
@@ -30,7 +49,7 @@ pub struct Dependencies {
     pub lake: Arc<dyn DataLake>,
     pub notifier: Arc<dyn Notifier>,
     pub search: Arc<dyn SearchIndex>,
-    pub model: Option<Arc<dyn RiskModel>>,
+    pub model: Arc<dyn RiskModel>,
     pub profile_cache: ProfileCache,
     pub clock: Clock,
 }
@@ -45,15 +64,7 @@ impl Dependencies {
                 message: "the aws backend is not part of this build yet; use \"local\"".to_owned(),
             });
         }
-        if let Some(path) = &config.model_path {
-            return Err(ConfigError {
-                variable: "PIPELINE_MODEL_PATH".to_owned(),
-                message: format!(
-                    "{} is set, but this build cannot load risk models yet; unset it",
-                    path.display()
-                ),
-            });
-        }
+        let model = load_model(config.model_path.as_deref())?;
         let backend =
             LocalBackend::open(&config.data_dir, &config.objects_dir).map_err(|error| {
                 ConfigError {
@@ -63,13 +74,19 @@ impl Dependencies {
             })?;
         Ok(Self::local(
             &backend,
+            model,
             config.profile_cache_ttl_seconds,
             clock,
         ))
     }
 
-    /// The embedded backend's ports.
-    pub fn local(backend: &LocalBackend, profile_cache_ttl_seconds: u64, clock: Clock) -> Self {
+    /// The embedded backend's ports, with `model` for inference.
+    pub fn local(
+        backend: &LocalBackend,
+        model: Arc<dyn RiskModel>,
+        profile_cache_ttl_seconds: u64,
+        clock: Clock,
+    ) -> Self {
         Self {
             objects: backend.objects.clone(),
             profiles: backend.database.clone(),
@@ -78,7 +95,7 @@ impl Dependencies {
             lake: backend.lake.clone(),
             notifier: backend.outbox.clone(),
             search: backend.database.clone(),
-            model: None,
+            model,
             profile_cache: ProfileCache::new(
                 profile_cache_ttl_seconds as i64 * 1000,
                 PROFILE_CACHE_ENTRIES,

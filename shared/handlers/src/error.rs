@@ -93,9 +93,7 @@ impl From<ConfigError> for HandlerError {
 impl From<ModelError> for HandlerError {
     fn from(error: ModelError) -> Self {
         let name = match error {
-            ModelError::NotConfigured | ModelError::FeatureMismatch { .. } => {
-                ErrorName::ConfigError
-            }
+            ModelError::FeatureMismatch { .. } => ErrorName::ConfigError,
             _ => ErrorName::ModelError,
         };
         Self::new(name, error.to_string())

@@ -3,7 +3,7 @@
 use pipeline_domain::sources::decode;
 use pipeline_domain::stages::aggregate::aggregate;
 use pipeline_domain::stages::enrich::enrich;
-use pipeline_domain::stages::inference::{ModelError, RiskLabel, score_batch};
+use pipeline_domain::stages::inference::{RiskLabel, score_batch};
 use pipeline_domain::stages::store::{StoreInput, StorePorts, store_batch};
 use pipeline_domain::stages::validate::validate;
 use serde::Serialize;
@@ -127,8 +127,8 @@ fn run_aggregate(event: Value) -> Result<Value, HandlerError> {
 fn run_inference(deps: &Dependencies, event: Value) -> Result<Value, HandlerError> {
     let input: InferenceInput = parse_input("inference", event)?;
     record_batch_id(&input.batch_id);
-    let model = deps.model.as_ref().ok_or(ModelError::NotConfigured)?;
-    let scores = score_batch(&input.events, model.as_ref())?;
+    let model = deps.model.as_ref();
+    let scores = score_batch(&input.events, model)?;
     let high_risk = scores
         .iter()
         .filter(|score| score.label == RiskLabel::High)

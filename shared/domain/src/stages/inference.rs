@@ -31,8 +31,6 @@ pub struct RiskScore {
 /// Why scoring failed.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum ModelError {
-    #[error("no risk model is configured: set PIPELINE_MODEL_PATH to an ONNX model file")]
-    NotConfigured,
     #[error("the model expects features {expected:?} but the pipeline provides {provided:?}")]
     FeatureMismatch {
         expected: Vec<String>,
@@ -74,15 +72,16 @@ pub fn model_input(events: &[EnrichedEvent]) -> Result<Vec<Vec<f32>>, ModelError
 
 /// Checks that a model reads exactly the pipeline's features, in the same order.
 pub fn check_model_features(model: &dyn RiskModel) -> Result<(), ModelError> {
-    if model.feature_names() == FEATURE_NAMES.as_slice() {
+    if model
+        .feature_names()
+        .iter()
+        .map(String::as_str)
+        .eq(FEATURE_NAMES)
+    {
         Ok(())
     } else {
         Err(ModelError::FeatureMismatch {
-            expected: model
-                .feature_names()
-                .iter()
-                .map(|name| (*name).to_owned())
-                .collect(),
+            expected: model.feature_names().to_vec(),
             provided: FEATURE_NAMES
                 .iter()
                 .map(|name| (*name).to_owned())
@@ -141,7 +140,7 @@ mod tests {
 
     /// A model for the contract's tests: a logistic function of the log amount.
     struct RatioModel {
-        names: Vec<&'static str>,
+        names: Vec<String>,
         shift: f32,
     }
 
@@ -152,7 +151,7 @@ mod tests {
         fn threshold(&self) -> f32 {
             0.5
         }
-        fn feature_names(&self) -> &[&str] {
+        fn feature_names(&self) -> &[String] {
             &self.names
         }
         fn score(&self, rows: &[Vec<f32>]) -> Result<Vec<f32>, ModelError> {
@@ -191,7 +190,10 @@ mod tests {
 
     fn model(shift: f32) -> RatioModel {
         RatioModel {
-            names: FEATURE_NAMES.to_vec(),
+            names: FEATURE_NAMES
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
             shift,
         }
     }
