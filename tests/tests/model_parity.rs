@@ -22,8 +22,15 @@ fn python() -> PathBuf {
 }
 
 fn parity_rows() -> Vec<Vec<f32>> {
-    let config = TrainingConfig { sessions: 1_500, seed: 99, ..TrainingConfig::default() };
-    let mut rows: Vec<Vec<f32>> = training_rows(&config).into_iter().map(|row| row.features.to_vec()).collect();
+    let config = TrainingConfig {
+        sessions: 1_500,
+        seed: 99,
+        ..TrainingConfig::default()
+    };
+    let mut rows: Vec<Vec<f32>> = training_rows(&config)
+        .into_iter()
+        .map(|row| row.features.to_vec())
+        .collect();
     let enriched = read_json(&events_dir().join("pipeline/enrich-output.json"));
     for event in enriched["events"].as_array().unwrap() {
         let features: pipeline_domain::stages::enrich::RiskFeatures =
@@ -32,7 +39,9 @@ fn parity_rows() -> Vec<Vec<f32>> {
     }
     // Extremes: nothing at all, and values far outside the training range.
     rows.push(vec![0.0; 9]);
-    rows.push(vec![1.0e6, 13.8, 500.0, -1.0, 0.0, 1.0, 50.0, 10_000.0, 1.0]);
+    rows.push(vec![
+        1.0e6, 13.8, 500.0, -1.0, 0.0, 1.0, 50.0, 10_000.0, 1.0,
+    ]);
     rows
 }
 
@@ -57,7 +66,11 @@ fn tract_and_onnxruntime_agree_within_tolerance() {
         .arg(&rows_path)
         .output()
         .expect("python runs");
-    assert!(output.status.success(), "score_onnx.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "score_onnx.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let theirs: Vec<f32> = serde_json::from_slice(&output.stdout).expect("scores as JSON");
 
     assert_eq!(ours.len(), theirs.len());
@@ -66,8 +79,16 @@ fn tract_and_onnxruntime_agree_within_tolerance() {
         .zip(&theirs)
         .enumerate()
         .map(|(index, (a, b))| (index, (a - b).abs()))
-        .fold((0, 0.0_f32), |worst, item| if item.1 > worst.1 { item } else { worst });
-    eprintln!("{} rows; largest difference {:e} at row {}", ours.len(), worst.1, worst.0);
+        .fold(
+            (0, 0.0_f32),
+            |worst, item| if item.1 > worst.1 { item } else { worst },
+        );
+    eprintln!(
+        "{} rows; largest difference {:e} at row {}",
+        ours.len(),
+        worst.1,
+        worst.0
+    );
     assert!(
         worst.1 <= TOLERANCE,
         "row {} differs by {}: tract {} vs onnxruntime {}",
@@ -83,7 +104,10 @@ fn tract_and_onnxruntime_agree_within_tolerance() {
 fn bad_model_input_and_files_are_clear_errors() {
     let model = OnnxRiskModel::embedded().unwrap();
     let error = model.score(&[vec![1.0; 8]]).unwrap_err();
-    assert!(error.to_string().contains("row 0 has 8 features"), "{error}");
+    assert!(
+        error.to_string().contains("row 0 has 8 features"),
+        "{error}"
+    );
 
     let card = std::fs::read(repo_root().join("models/risk.card.json")).unwrap();
     let onnx = std::fs::read(repo_root().join("models/risk.onnx")).unwrap();
@@ -92,7 +116,9 @@ fn bad_model_input_and_files_are_clear_errors() {
 
     let mut renamed: serde_json::Value = serde_json::from_slice(&card).unwrap();
     renamed["featureNames"][0] = "price".into();
-    let mismatch = OnnxRiskModel::load(&onnx, &serde_json::to_vec(&renamed).unwrap()).err().unwrap();
+    let mismatch = OnnxRiskModel::load(&onnx, &serde_json::to_vec(&renamed).unwrap())
+        .err()
+        .unwrap();
     assert!(mismatch.to_string().contains("price"), "{mismatch}");
 
     // A file that matches its card but is not ONNX.
@@ -107,7 +133,9 @@ fn bad_model_input_and_files_are_clear_errors() {
     };
     let mut card_for_fake: serde_json::Value = serde_json::from_slice(&card).unwrap();
     card_for_fake["sha256"] = digest.into();
-    let broken = OnnxRiskModel::load(&fake, &serde_json::to_vec(&card_for_fake).unwrap()).err().unwrap();
+    let broken = OnnxRiskModel::load(&fake, &serde_json::to_vec(&card_for_fake).unwrap())
+        .err()
+        .unwrap();
     assert!(broken.to_string().contains("cannot be loaded"), "{broken}");
 }
 

@@ -15,13 +15,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ROWS: usize = 100_000;
 
 fn benches(c: &mut Criterion) {
-    let config = TrainingConfig { sessions: ROWS, ..TrainingConfig::default() };
-    let rows: Vec<Vec<f32>> = training_rows(&config).into_iter().take(ROWS).map(|row| row.features.to_vec()).collect();
+    let config = TrainingConfig {
+        sessions: ROWS,
+        ..TrainingConfig::default()
+    };
+    let rows: Vec<Vec<f32>> = training_rows(&config)
+        .into_iter()
+        .take(ROWS)
+        .map(|row| row.features.to_vec())
+        .collect();
     let model = OnnxRiskModel::embedded().unwrap();
 
     let mut group = c.benchmark_group("model");
     group.sample_size(20);
-    group.bench_function("load_embedded", |bench| bench.iter(|| black_box(OnnxRiskModel::embedded().unwrap())));
+    group.bench_function("load_embedded", |bench| {
+        bench.iter(|| black_box(OnnxRiskModel::embedded().unwrap()))
+    });
 
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("score_batches_of_1000", |bench| {
@@ -31,7 +40,9 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("score_one_batch", |bench| bench.iter(|| black_box(model.score(&rows).unwrap())));
+    group.bench_function("score_one_batch", |bench| {
+        bench.iter(|| black_box(model.score(&rows).unwrap()))
+    });
     group.finish();
 }
 
