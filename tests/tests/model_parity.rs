@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use pipeline_adapters::model::OnnxRiskModel;
+use pipeline_adapters::model::{OnnxRiskModel, hex_digest};
 use pipeline_domain::ports::RiskModel;
 use pipeline_domain::training::{TrainingConfig, training_rows};
 use pipeline_tests::{events_dir, read_json, repo_root};
@@ -123,23 +123,11 @@ fn bad_model_input_and_files_are_clear_errors() {
 
     // A file that matches its card but is not ONNX.
     let fake = b"\x08\x07not really onnx".to_vec();
-    let digest: String = {
-        use std::fmt::Write;
-        let mut text = String::new();
-        for byte in sha256(&fake) {
-            write!(text, "{byte:02x}").unwrap();
-        }
-        text
-    };
+    let digest = hex_digest(&fake);
     let mut card_for_fake: serde_json::Value = serde_json::from_slice(&card).unwrap();
     card_for_fake["sha256"] = digest.into();
     let broken = OnnxRiskModel::load(&fake, &serde_json::to_vec(&card_for_fake).unwrap())
         .err()
         .unwrap();
     assert!(broken.to_string().contains("cannot be loaded"), "{broken}");
-}
-
-fn sha256(bytes: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).to_vec()
 }

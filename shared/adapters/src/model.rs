@@ -135,7 +135,8 @@ fn optimise(model: &[u8], features: usize) -> TractResult<Plan> {
     typed.into_runnable()
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
+/// The SHA-256 of `bytes` in lower-case hex, as model cards record it.
+pub fn hex_digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|byte| format!("{byte:02x}"))

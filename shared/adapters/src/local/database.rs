@@ -127,6 +127,14 @@ fn classify(operation: &str, error: rusqlite::Error) -> StorageError {
     }
 }
 
+/// The number of rows in `table` (a name from this file, never from input).
+fn count_rows(tx: &rusqlite::Transaction<'_>, table: &str) -> rusqlite::Result<usize> {
+    tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(|count| count as usize)
+}
+
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -238,12 +246,7 @@ impl Database {
     /// How many rows the main tables hold, cheaply, for summaries.
     pub fn counts(&self) -> Result<TableCounts, StorageError> {
         self.transaction("count rows", |tx| {
-            let count = |table: &str| -> rusqlite::Result<usize> {
-                tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                    row.get::<_, i64>(0)
-                })
-                .map(|count| count as usize)
-            };
+            let count = |table: &str| count_rows(tx, table);
             Ok(TableCounts {
                 events: count("events")?,
                 aggregates: count("aggregates")?,
@@ -277,10 +280,7 @@ impl Database {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let count = |table: &str| -> rusqlite::Result<usize> {
-                tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get::<_, i64>(0))
-                    .map(|count| count as usize)
-            };
+            let count = |table: &str| count_rows(tx, table);
             let ids = |table: &str, column: &str| -> rusqlite::Result<Vec<String>> {
                 let mut statement = tx.prepare(&format!("SELECT {column} FROM {table} ORDER BY {column}"))?;
                 statement.query_map([], |row| row.get(0))?.collect()
