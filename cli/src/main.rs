@@ -1,19 +1,30 @@
-//! `pipeline`: run the pipeline's stages locally, on the embedded backend.
+//! `pipeline`: run the serverless pipeline locally, on the embedded backend, through the
+//! same state machine definition that is deployed.
 
 mod demo;
+mod generate;
+mod runner;
+mod serve;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pipeline_adapters::Config;
 use pipeline_adapters::local::LocalBackend;
+use pipeline_asl::ExecutionOptions;
+use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
+use pipeline_domain::synth::{SynthConfig, generate};
 use pipeline_handlers::deps::system_clock;
 use pipeline_handlers::logging::init_json_logs_to_stderr;
+use pipeline_handlers::orchestrator::Orchestrator;
 use pipeline_handlers::{Dependencies, Stage, invoke};
 use serde_json::Value;
+
+use crate::runner::{Input, run_and_report};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,7 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "pipeline",
     version,
-    about = "Run the serverless pipeline's stages locally."
+    about = "Run the serverless pipeline locally: one function, the whole state machine, or an HTTP endpoint."
 )]
 struct Cli {
     /// Where the embedded backend keeps its data (default: $PIPELINE_DATA_DIR, else .pipeline).
@@ -46,8 +57,40 @@ enum Command {
         #[arg(long)]
         event: String,
     },
-    /// Generate synthetic events and run them through every stage, with a summary.
+    /// Run source events (files, or folders of .json files) through the state machine, or
+    /// run any ASL definition on one input with --definition and --input.
+    Run(RunArgs),
+    /// Generate synthetic events and run them through the state machine, with a summary.
     Demo(demo::DemoArgs),
+    /// Write synthetic source events as files, to run later with `pipeline run`.
+    Generate {
+        /// How many events.
+        #[arg(long, default_value_t = 1_000)]
+        events: usize,
+        /// The source shape: apigateway-http, apigateway-rest, sqs, sns, kinesis, s3,
+        /// dynamodb-stream, eventbridge or direct.
+        #[arg(long)]
+        source: SourceKind,
+        /// The folder to write to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Events per source event.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Share of events made invalid on purpose.
+        #[arg(long, default_value_t = 0.03)]
+        invalid_ratio: f64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Serve a local HTTP endpoint that accepts what API Gateway would and runs the state
+    /// machine on each request.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
     /// Load user profiles (a JSON array or JSON Lines of profiles) into the profiles table.
     ImportProfiles {
         /// The profiles file.
@@ -55,7 +98,23 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Source event files, or folders searched for .json files.
+    paths: Vec<PathBuf>,
+    /// An ASL definition to run instead of the pipeline's (Tasks must name the pipeline's
+    /// functions); needs --input.
+    #[arg(long, requires = "input")]
+    definition: Option<PathBuf>,
+    /// The execution input for --definition.
+    #[arg(long, requires = "definition")]
+    input: Option<PathBuf>,
+    /// Executions run at once (default: the number of cores).
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+#[tokio::main]
 async fn main() -> ExitCode {
     init_json_logs_to_stderr();
     let cli = Cli::parse();
@@ -88,11 +147,81 @@ async fn run(cli: Cli) -> Result<(), String> {
             let output = invoke(stage, &deps, event, &request_id)
                 .await
                 .map_err(|error| error.to_string())?;
-            let text = serde_json::to_string_pretty(&output).map_err(|error| error.to_string())?;
-            println!("{text}");
+            print_json(&output)
+        }
+        Command::Run(args) => match (args.definition, args.input) {
+            (Some(definition), Some(input)) => run_definition(&config, &definition, &input).await,
+            _ => run_files(&config, &args.paths, args.concurrency).await,
+        },
+        Command::Demo(args) => demo::run(&config, args).await,
+        Command::Generate {
+            events,
+            source,
+            out,
+            batch_size,
+            invalid_ratio,
+            seed,
+        } => {
+            if batch_size == 0 {
+                return Err("--batch-size must be at least 1".to_owned());
+            }
+            std::fs::create_dir_all(&out)
+                .map_err(|error| format!("cannot create {}: {error}", out.display()))?;
+            let synth = SynthConfig {
+                seed,
+                invalid_ratio,
+                ..SynthConfig::default()
+            };
+            let events = generate(&synth, events);
+            let size = if source == SourceKind::Eventbridge {
+                1
+            } else {
+                batch_size
+            };
+            let mut files = 0;
+            for (number, chunk) in events.chunks(size).enumerate() {
+                let event = generate::source_event(source, chunk, number, &config.objects_dir)?;
+                generate::write_event(&out, source, number, &event)?;
+                files += 1;
+            }
+            println!(
+                "Wrote {} {source} events as {files} source events in {}.",
+                events.len(),
+                out.display()
+            );
+            if source == SourceKind::S3 {
+                println!(
+                    "The uploaded objects are under {} (pass --objects-dir to `pipeline run` if you move them).",
+                    config.objects_dir.join(generate::UPLOAD_BUCKET).display()
+                );
+            }
             Ok(())
         }
-        Command::Demo(args) => demo::run(&config, args).await,
+        Command::Serve { addr } => {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+            let (deps, orchestrator) = pipeline_orchestrator(&config)?;
+            let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
+                .map_err(|error| error.to_string())?;
+            eprintln!(
+                "Listening on http://{}: POST a JSON event or array of events to /events (Ctrl-C stops).",
+                listener
+                    .local_addr()
+                    .map_or(addr, |address| address.to_string())
+            );
+            let shutdown = async {
+                // Without a signal handler the server simply runs until the process is killed.
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            serve::serve(
+                listener,
+                serve::App::new(orchestrator, deps, backend),
+                shutdown,
+            )
+            .await;
+            Ok(())
+        }
         Command::ImportProfiles { file } => {
             let profiles = read_profiles(&file)?;
             let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
@@ -108,6 +237,109 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The ports that `config` names and the pipeline's state machine over them.
+pub fn pipeline_orchestrator(
+    config: &Config,
+) -> Result<(Arc<Dependencies>, Arc<Orchestrator>), String> {
+    let deps = Arc::new(
+        Dependencies::from_config(config, system_clock())
+            .map_err(|error| format!("ConfigError: {error}"))?,
+    );
+    let orchestrator = Orchestrator::pipeline(deps.clone())
+        .map_err(|error| format!("the pipeline's definition does not load: {error}"))?;
+    Ok((deps, Arc::new(orchestrator)))
+}
+
+/// `pipeline run --definition FILE --input FILE`: one execution of any definition.
+async fn run_definition(config: &Config, definition: &Path, input: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(definition)
+        .map_err(|error| format!("cannot read {}: {error}", definition.display()))?;
+    let input = read_event(&input.display().to_string())?;
+    let deps = Arc::new(
+        Dependencies::from_config(config, system_clock())
+            .map_err(|error| format!("ConfigError: {error}"))?,
+    );
+    let orchestrator = Orchestrator::with_definition(&text, deps)
+        .map_err(|error| format!("{}: {error}", definition.display()))?;
+    let options = ExecutionOptions {
+        name: format!("local-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3f")),
+        ..ExecutionOptions::default()
+    };
+    let execution = orchestrator.execute(input, &options).await;
+    match execution.result {
+        Ok(output) => print_json(&output),
+        Err(failure) => Err(format!("{}: {}", failure.error, failure.cause)),
+    }
+}
+
+/// `pipeline run PATHS...`: every source event through the state machine, then a summary.
+async fn run_files(
+    config: &Config,
+    paths: &[PathBuf],
+    concurrency: Option<usize>,
+) -> Result<(), String> {
+    if paths.is_empty() {
+        return Err(
+            "name at least one event file or folder (or --definition and --input)".to_owned(),
+        );
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        collect_json_files(path, &mut files)?;
+    }
+    if files.is_empty() {
+        return Err("no .json files in the paths given".to_owned());
+    }
+    let mut inputs = Vec::with_capacity(files.len());
+    for file in &files {
+        let label = file.display().to_string();
+        let event = read_event(&label)?;
+        inputs.push(Input {
+            label,
+            event,
+            events: 1,
+        });
+    }
+    println!(
+        "Running {} source events through the state machine statemachine/pipeline.asl.json.",
+        inputs.len()
+    );
+    let total = inputs.len() as u64;
+    let concurrency = concurrency.unwrap_or_else(demo::default_concurrency);
+    run_and_report(config, inputs, concurrency, total, "source events").await
+}
+
+/// `path` itself when it is a file, else every `.json` file below it, in name order.
+fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    if path.is_file() {
+        files.push(path.to_path_buf());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let mut children: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .collect();
+    children.sort();
+    for child in children {
+        if child.is_dir() {
+            collect_json_files(&child, files)?;
+        } else if child
+            .extension()
+            .is_some_and(|extension| extension == "json")
+        {
+            files.push(child);
+        }
+    }
+    Ok(())
+}
+
+fn print_json(value: &Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
+    println!("{text}");
+    Ok(())
 }
 
 fn read_event(source: &str) -> Result<Value, String> {

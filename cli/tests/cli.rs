@@ -193,7 +193,7 @@ fn the_demo_runs_and_reports_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let output = pipeline(
         dir.path(),
-        &["demo", "--events", "1200", "--batch-size", "200"],
+        &["demo", "--events", "1200", "--batch-size", "100"],
     );
     assert!(output.status.success(), "{}", stderr_of(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -204,6 +204,9 @@ fn the_demo_runs_and_reports_throughput() {
         "sqs",
         "sns",
         "kinesis",
+        "s3",
+        "dynamodb-stream",
+        "eventbridge",
         "direct",
     ] {
         assert!(

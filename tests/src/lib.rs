@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use pipeline_adapters::local::{LocalBackend, TableSnapshot};
+use pipeline_asl::{Execution, ExecutionOptions, RecordingSleeper};
 use pipeline_domain::ports::RiskModel;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_handlers::Dependencies;
 use pipeline_handlers::deps::load_model;
+use pipeline_handlers::orchestrator::Orchestrator;
 use serde_json::{Value, json};
 
 /// The time every sandbox's clock reads: 2023-11-14T22:15:00Z.
@@ -115,11 +117,17 @@ pub fn assert_no_mismatch(mismatches: Vec<String>) {
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub backend: LocalBackend,
-    pub deps: Dependencies,
+    pub deps: Arc<Dependencies>,
+    pub orchestrator: Orchestrator,
 }
 
 impl Sandbox {
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// A sandbox whose dependencies `adjust` changes first (smaller parts, say).
+    pub fn with(adjust: impl FnOnce(&mut Dependencies)) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let backend =
             LocalBackend::open(dir.path(), &objects_dir()).expect("the local backend opens");
@@ -127,13 +135,36 @@ impl Sandbox {
             .database
             .put_profiles(&fixture_profiles())
             .expect("profiles load");
-        let deps = Dependencies::local(
+        let mut deps = Dependencies::local(
             &backend,
             embedded_model(),
             300,
             Arc::new(|| FIXED_NOW_MILLIS),
         );
-        Self { dir, backend, deps }
+        adjust(&mut deps);
+        let deps = Arc::new(deps);
+        let orchestrator =
+            Orchestrator::pipeline(deps.clone()).expect("the pipeline's definition loads");
+        Self {
+            dir,
+            backend,
+            deps,
+            orchestrator,
+        }
+    }
+
+    /// Runs `event` through the state machine, with the fixed clock and without waiting out
+    /// retry delays.
+    pub async fn execute(&self, event: Value, name: &str) -> Execution {
+        let options = ExecutionOptions {
+            name: name.to_owned(),
+            sleeper: Arc::new(RecordingSleeper::default()),
+            now: Arc::new(|| {
+                chrono::DateTime::from_timestamp_millis(FIXED_NOW_MILLIS).unwrap_or_default()
+            }),
+            ..ExecutionOptions::default()
+        };
+        self.orchestrator.execute(event, &options).await
     }
 
     /// Tables, lake objects (key and size) and outbox, as one comparable value.

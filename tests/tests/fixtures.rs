@@ -2,7 +2,6 @@
 
 use pipeline_adapters::local::FolderObjects;
 use pipeline_domain::sources::{Payload, decode};
-use pipeline_handlers::chain::run_chain;
 use pipeline_tests::{
     SOURCE_FOLDERS, Sandbox, assert_no_mismatch, compare_golden, objects_dir, read_json,
     source_fixtures,
@@ -69,36 +68,44 @@ fn fixtures_decode_to_the_expected_records() {
     assert_no_mismatch(mismatches);
 }
 
+/// Every fixture runs through the deployed state machine definition: the final output (or
+/// error), the tables, the data lake and the outbox match the golden file.
 #[tokio::test]
-async fn fixtures_run_through_every_stage_to_the_golden_outputs() {
+async fn fixtures_run_through_the_state_machine_to_the_golden_outputs() {
     let mut mismatches = Vec::new();
     for (source, name, path) in source_fixtures() {
         let sandbox = Sandbox::new();
-        let request_id = format!("test-{source}-{name}");
-        let actual = match run_chain(&sandbox.deps, read_json(&path), &request_id).await {
-            Ok(outcome) => {
+        let execution = sandbox
+            .execute(read_json(&path), &format!("test-{source}-{name}"))
+            .await;
+        let result = match &execution.result {
+            Ok(output) => {
                 if name == "invalid" {
-                    let rejected = outcome.validate["rejected"].as_array().map_or(0, Vec::len);
+                    let rejected = output["counts"]["rejected"]
+                        .as_u64()
+                        .or_else(|| output["rejected"].as_u64())
+                        .unwrap_or(0);
                     assert!(
                         rejected > 0,
-                        "{source}/invalid should reject at least one record"
+                        "{source}/invalid should reject at least one record: {output}"
                     );
+                } else {
+                    assert_eq!(output["status"], "processed", "{source}/{name}");
                 }
-                json!({
-                    "validate": outcome.validate,
-                    "enrich": outcome.enrich,
-                    "aggregate": outcome.aggregate,
-                    "inference": outcome.inference,
-                    "store": outcome.store,
-                    "state": sandbox.state(),
-                })
+                json!({ "output": output })
             }
-            Err(error) => {
-                assert_eq!(name, "invalid", "{source}/{name} failed: {error}");
-                assert_eq!(error.name.as_str(), "ValidationError", "{source}/{name}");
-                json!({ "errorType": error.name.as_str(), "errorMessage": error.message, "state": sandbox.state() })
-            }
+            Err(failure) => panic!("{source}/{name} failed: {failure:?}"),
         };
+        assert!(
+            execution.largest_payload_bytes <= 262_144,
+            "{source}/{name} carried {} bytes in one state",
+            execution.largest_payload_bytes
+        );
+        let actual = json!({
+            "result": result,
+            "largestPayloadBytes": execution.largest_payload_bytes,
+            "state": sandbox.state(),
+        });
         mismatches.extend(compare_golden(
             &format!("stages/{source}/{name}.json"),
             &actual,

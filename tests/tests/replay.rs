@@ -1,6 +1,5 @@
 //! Replays change nothing: tables, aggregates, data lake and outbox stay identical.
 
-use pipeline_handlers::chain::run_chain;
 use pipeline_handlers::{Stage, invoke};
 use pipeline_tests::{Sandbox, events_dir, read_json, source_fixtures};
 
@@ -12,24 +11,31 @@ async fn replaying_every_fixture_leaves_the_state_unchanged() {
         .filter(|(_, name, _)| name.starts_with("valid"))
         .collect();
     for (source, name, path) in &fixtures {
-        run_chain(&sandbox.deps, read_json(path), "first")
-            .await
-            .unwrap_or_else(|error| panic!("{source}/{name}: {error}"));
+        let execution = sandbox.execute(read_json(path), "first").await;
+        assert!(
+            execution.result.is_ok(),
+            "{source}/{name}: {:?}",
+            execution.result
+        );
     }
     let first = sandbox.state();
     assert!(!first["tables"]["events"].as_object().unwrap().is_empty());
     for (source, name, path) in &fixtures {
-        let outcome = run_chain(&sandbox.deps, read_json(path), "replay")
+        let output = sandbox
+            .execute(read_json(path), "replay")
             .await
-            .unwrap_or_else(|error| panic!("{source}/{name}: {error}"));
-        assert_eq!(
-            outcome.store["aggregates"], "already-applied",
-            "{source}/{name} applied its aggregates twice"
-        );
-        assert_eq!(
-            outcome.store["notificationsSent"], 0,
-            "{source}/{name} notified twice"
-        );
+            .result
+            .unwrap_or_else(|failure| panic!("{source}/{name}: {failure:?}"));
+        for part in output["parts"].as_array().expect("parts") {
+            assert_eq!(
+                part["aggregates"], "already-applied",
+                "{source}/{name} applied its aggregates twice"
+            );
+            assert_eq!(
+                part["notificationsSent"], 0,
+                "{source}/{name} notified twice"
+            );
+        }
     }
     assert_eq!(sandbox.state(), first);
 }
@@ -92,9 +98,8 @@ async fn distinct_users_count_each_user_once_per_window_across_batches() {
             "batchId": batch,
             "events": [{"eventId": id, "userId": "user-1", "eventType": "click", "timestamp": 1_700_000_000_000_u64, "data": {}}]
         });
-        run_chain(&sandbox.deps, event, batch)
-            .await
-            .expect("the batch runs");
+        let execution = sandbox.execute(event, batch).await;
+        assert!(execution.result.is_ok(), "{:?}", execution.result);
     }
     let state = sandbox.state();
     let all = state["tables"]["aggregates"]

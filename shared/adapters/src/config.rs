@@ -36,6 +36,13 @@ pub struct Config {
     pub profile_cache_ttl_seconds: u64,
     /// `PIPELINE_MODEL_PATH`: the risk model file; unset means no model is configured.
     pub model_path: Option<PathBuf>,
+    /// `PIPELINE_PART_EVENTS`: most events in one part of a batch; a larger batch (an S3
+    /// upload) is cut into parts that go through the stages separately (default 10000).
+    pub part_events: usize,
+    /// `PIPELINE_INLINE_LIMIT_BYTES`: a batch whose JSON is larger than this travels by
+    /// reference through the data lake's `staging/` prefix instead of inside the state's
+    /// payload, which Step Functions limits to 256 KiB (default 16384).
+    pub inline_limit_bytes: usize,
 }
 
 impl Config {
@@ -69,13 +76,43 @@ impl Config {
                 })?,
             };
         let model_path = non_empty(lookup("PIPELINE_MODEL_PATH")).map(PathBuf::from);
+        let part_events = positive(&lookup, "PIPELINE_PART_EVENTS", 10_000)?;
+        let inline_limit_bytes = positive(&lookup, "PIPELINE_INLINE_LIMIT_BYTES", 16_384)?;
+        if inline_limit_bytes > 65_536 {
+            return Err(ConfigError {
+                variable: "PIPELINE_INLINE_LIMIT_BYTES".to_owned(),
+                message: format!(
+                    "{inline_limit_bytes} is over 65536: several inline batches share one state payload, which is limited to 256 KiB"
+                ),
+            });
+        }
         Ok(Self {
             backend,
             data_dir,
             objects_dir,
             profile_cache_ttl_seconds,
             model_path,
+            part_events,
+            inline_limit_bytes,
         })
+    }
+}
+
+/// A whole number of at least 1 from `variable`, or `default` when it is unset.
+fn positive(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match non_empty(lookup(variable)) {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(value) if value > 0 => Ok(value),
+            _ => Err(ConfigError {
+                variable: variable.to_owned(),
+                message: format!("{text:?} is not a whole number of at least 1"),
+            }),
+        },
     }
 }
 
@@ -104,6 +141,8 @@ mod tests {
         assert_eq!(config.objects_dir, PathBuf::from(".pipeline/objects"));
         assert_eq!(config.profile_cache_ttl_seconds, 300);
         assert_eq!(config.model_path, None);
+        assert_eq!(config.part_events, 10_000);
+        assert_eq!(config.inline_limit_bytes, 16_384);
     }
 
     #[test]
@@ -116,5 +155,9 @@ mod tests {
                 .to_string()
                 .starts_with("PIPELINE_PROFILE_CACHE_TTL_SECONDS: ")
         );
+        let error = config(&[("PIPELINE_PART_EVENTS", "0")]).unwrap_err();
+        assert_eq!(error.variable, "PIPELINE_PART_EVENTS");
+        let error = config(&[("PIPELINE_INLINE_LIMIT_BYTES", "300000")]).unwrap_err();
+        assert_eq!(error.variable, "PIPELINE_INLINE_LIMIT_BYTES");
     }
 }

@@ -65,15 +65,50 @@ pub fn write_string(text: &str, out: &mut Vec<u8>) {
 
 /// A short, stable id: `prefix` followed by the first 128 bits of SHA-256 in hex.
 pub fn digest_id(prefix: &str, bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut id = String::with_capacity(prefix.len() + 32);
-    id.push_str(prefix);
-    for byte in &digest[..16] {
-        id.push(char::from(HEX[usize::from(byte >> 4)]));
-        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    let mut digest = IdDigest::default();
+    digest.update(bytes);
+    digest.finish(prefix)
+}
+
+/// The length of a value's compact JSON encoding, counted without building it.
+pub fn encoded_size(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    id
+    let mut counter = Counter(0);
+    // Counting never fails; a value that cannot be encoded counts what was written.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// [`digest_id`] over bytes that arrive in pieces: the same id as over their concatenation.
+#[derive(Default, Clone)]
+pub struct IdDigest(Sha256);
+
+impl IdDigest {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The prefix followed by the first 128 bits of the SHA-256 digest, in lowercase hex.
+    pub fn finish(self, prefix: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.0.finalize();
+        let mut id = String::with_capacity(prefix.len() + 32);
+        id.push_str(prefix);
+        for byte in &digest[..16] {
+            id.push(char::from(HEX[usize::from(byte >> 4)]));
+            id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        id
+    }
 }
 
 #[cfg(test)]

@@ -63,8 +63,10 @@ pub fn derive_event_id(
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     /// API Gateway REST API proxy integration (payload format 1.0).
+    #[serde(rename = "apigateway-rest")]
     ApiGatewayRest,
     /// API Gateway HTTP API (payload format 2.0).
+    #[serde(rename = "apigateway-http")]
     ApiGatewayHttp,
     Sqs,
     Sns,
@@ -95,6 +97,39 @@ impl SourceKind {
     }
 }
 
+impl SourceKind {
+    pub const ALL: [SourceKind; 10] = [
+        SourceKind::ApiGatewayRest,
+        SourceKind::ApiGatewayHttp,
+        SourceKind::Sqs,
+        SourceKind::Sns,
+        SourceKind::S3,
+        SourceKind::DynamodbStream,
+        SourceKind::Kinesis,
+        SourceKind::Eventbridge,
+        SourceKind::PipelineBatch,
+        SourceKind::Direct,
+    ];
+}
+
+/// The names on the wire are the names of [`SourceKind::as_str`] and of the fixture folders.
+impl std::str::FromStr for SourceKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        SourceKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = SourceKind::ALL.iter().map(|kind| kind.as_str()).collect();
+                format!(
+                    "{name:?} is not a source; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
 impl std::fmt::Display for SourceKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -116,6 +151,15 @@ pub struct SourceRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_kinds_have_one_name_on_the_wire_and_in_text() {
+        for kind in SourceKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(kind.as_str().parse::<SourceKind>(), Ok(kind));
+        }
+        assert!("api-gateway".parse::<SourceKind>().is_err());
+    }
     use serde_json::json;
 
     #[test]

@@ -66,6 +66,17 @@ pub trait DataLake: Send + Sync {
     ) -> Result<(), StorageError>;
 }
 
+/// Where a batch too large for a state's payload waits between stages (the claim-check
+/// pattern): one stage writes it under an S3-style key and passes the key on; the next
+/// stages read it. Writing a key again replaces it, so a retried stage is harmless.
+#[async_trait]
+pub trait BatchStaging: Send + Sync {
+    async fn put_staged(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError>;
+    async fn get_staged(&self, key: &str) -> Result<Vec<u8>, StorageError>;
+    /// Removes every staged object under `prefix`; returns how many there were.
+    async fn delete_staged(&self, prefix: &str) -> Result<usize, StorageError>;
+}
+
 /// Sends notifications. Each has a deterministic id; an id already sent is not sent again.
 #[async_trait]
 pub trait Notifier: Send + Sync {

@@ -101,7 +101,7 @@ fn one_event(config: &SynthConfig, random: &mut SplitMix64) -> Value {
 
 /// Wraps events in the Lambda event shape of `kind`, as that source would deliver them.
 ///
-/// Supported: SQS, SNS, Kinesis, EventBridge (first event only: one event per delivery),
+/// Supported: SQS, SNS, Kinesis, DynamoDB Streams (one INSERT per event), EventBridge (first event only: one event per delivery),
 /// API Gateway HTTP and REST (the events as one JSON array body), and the direct array.
 /// Other kinds return `None`.
 pub fn wrap_as(kind: SourceKind, events: &[Value], batch_number: usize) -> Option<Value> {
@@ -160,6 +160,24 @@ pub fn wrap_as(kind: SourceKind, events: &[Value], batch_number: usize) -> Optio
             "eventSourceARN": format!("arn:aws:kinesis:{region}:123456789012:stream/pipeline-events"),
         })).collect::<Vec<_>>() })
         }
+        SourceKind::DynamodbStream => {
+            json!({ "Records": events.iter().enumerate().map(|(index, event)| json!({
+            "eventID": format!("ddb-{batch_number}-{index}"),
+            "eventName": "INSERT",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": region,
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_700_000_000.0,
+                "Keys": { "eventId": { "S": format!("ddb-{batch_number}-{index}") } },
+                "NewImage": attribute_map(event),
+                "SequenceNumber": format!("{batch_number:010}{index:010}"),
+                "SizeBytes": 256,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+            "eventSourceARN": format!("arn:aws:dynamodb:{region}:123456789012:table/pipeline-events/stream/2023-11-14T22:13:20.000"),
+        })).collect::<Vec<_>>() })
+        }
         SourceKind::Eventbridge => json!({
             "version": "0",
             "id": format!("eb-{batch_number}"),
@@ -215,8 +233,35 @@ pub fn wrap_as(kind: SourceKind, events: &[Value], batch_number: usize) -> Optio
             "body": Value::Array(events.to_vec()).to_string(),
             "isBase64Encoded": false,
         }),
-        SourceKind::S3 | SourceKind::DynamodbStream | SourceKind::PipelineBatch => return None,
+        SourceKind::S3 | SourceKind::PipelineBatch => return None,
     })
+}
+
+/// A JSON value in DynamoDB's attribute-value JSON, as a stream record's image holds it.
+/// A non-object event becomes an image with no attributes.
+fn attribute_map(event: &Value) -> Value {
+    match event {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| (name.clone(), attribute_value(value)))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+fn attribute_value(value: &Value) -> Value {
+    match value {
+        Value::Null => json!({ "NULL": true }),
+        Value::Bool(flag) => json!({ "BOOL": flag }),
+        Value::Number(number) => json!({ "N": number.to_string() }),
+        Value::String(text) => json!({ "S": text }),
+        Value::Array(items) => {
+            json!({ "L": items.iter().map(attribute_value).collect::<Vec<_>>() })
+        }
+        Value::Object(_) => json!({ "M": attribute_map(value) }),
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +306,7 @@ mod tests {
             SourceKind::Kinesis,
             SourceKind::ApiGatewayHttp,
             SourceKind::ApiGatewayRest,
+            SourceKind::DynamodbStream,
         ] {
             let decoded = decode(wrap_as(kind, &events, 0).unwrap(), &NoObjects).unwrap();
             assert_eq!(decoded.kind, kind);

@@ -7,13 +7,17 @@ use pipeline_adapters::local::LocalBackend;
 use pipeline_adapters::model::OnnxRiskModel;
 use pipeline_adapters::{BackendKind, Config, ConfigError};
 use pipeline_domain::ports::{
-    AggregateTable, DataLake, EventTable, Notifier, ObjectSource, ProfileTable, RiskModel,
-    SearchIndex,
+    AggregateTable, BatchStaging, DataLake, EventTable, Notifier, ObjectSource, ProfileTable,
+    RiskModel, SearchIndex,
 };
 use pipeline_domain::stages::enrich::ProfileCache;
 
 /// Most profiles one warm container keeps.
 const PROFILE_CACHE_ENTRIES: usize = 100_000;
+
+/// The defaults of `PIPELINE_PART_EVENTS` and `PIPELINE_INLINE_LIMIT_BYTES`.
+pub const DEFAULT_PART_EVENTS: usize = 10_000;
+pub const DEFAULT_INLINE_LIMIT_BYTES: usize = 16_384;
 
 /// A source of the current time in milliseconds; fixed in tests so outputs are reproducible.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -52,6 +56,12 @@ pub struct Dependencies {
     pub model: Arc<dyn RiskModel>,
     pub profile_cache: ProfileCache,
     pub clock: Clock,
+    /// Where batches too large for a state's payload wait between stages.
+    pub staging: Arc<dyn BatchStaging>,
+    /// Most events in one part of a batch (`PIPELINE_PART_EVENTS`).
+    pub part_events: usize,
+    /// Largest JSON kept inline in a stage's output (`PIPELINE_INLINE_LIMIT_BYTES`).
+    pub inline_limit_bytes: usize,
 }
 
 impl Dependencies {
@@ -72,12 +82,10 @@ impl Dependencies {
                     message: error.to_string(),
                 }
             })?;
-        Ok(Self::local(
-            &backend,
-            model,
-            config.profile_cache_ttl_seconds,
-            clock,
-        ))
+        let mut deps = Self::local(&backend, model, config.profile_cache_ttl_seconds, clock);
+        deps.part_events = config.part_events;
+        deps.inline_limit_bytes = config.inline_limit_bytes;
+        Ok(deps)
     }
 
     /// The embedded backend's ports, with `model` for inference.
@@ -101,6 +109,9 @@ impl Dependencies {
                 PROFILE_CACHE_ENTRIES,
             ),
             clock,
+            staging: backend.lake.clone(),
+            part_events: DEFAULT_PART_EVENTS,
+            inline_limit_bytes: DEFAULT_INLINE_LIMIT_BYTES,
         }
     }
 }

@@ -3,12 +3,13 @@
 //! Shared by the five function binaries (through [`lambda::serve`]) and by the `pipeline`
 //! command (through [`invoke::invoke`]), so what runs locally is what runs deployed.
 
-pub mod chain;
+pub mod carried;
 pub mod deps;
 pub mod error;
 pub mod invoke;
 pub mod lambda;
 pub mod logging;
+pub mod orchestrator;
 pub mod stage;
 pub mod wire;
 

@@ -10,10 +10,11 @@ use pipeline_domain::stages::aggregate::AggregateDeltas;
 use pipeline_domain::stages::enrich::EnrichedEvent;
 use pipeline_domain::stages::inference::RiskScore;
 use pipeline_domain::stages::store::StoreReport;
-use pipeline_domain::stages::validate::{RejectedRecord, ValidEvent, ValidatedBatch};
+use pipeline_domain::stages::validate::{RejectedRecord, ValidEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::carried::{Carried, Countable};
 use crate::error::{ErrorName, HandlerError};
 
 /// The contract version every stage writes and accepts.
@@ -27,9 +28,21 @@ pub struct ValidateCounts {
     pub rejected: usize,
     pub skipped: usize,
     pub duplicates: usize,
+    pub parts: usize,
 }
 
-/// `validate`'s output, which is also `enrich`'s input.
+/// One part of a validated batch: the unit that goes through enrich, aggregate, inference
+/// and store. A small batch is one part with the batch's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchPart {
+    pub batch_id: String,
+    pub events: Carried<Vec<ValidEvent>>,
+    /// The batch's rejected records travel with its last part, so they are quarantined once.
+    pub rejected: Carried<Vec<RejectedRecord>>,
+}
+
+/// `validate`'s output: the batch's parts and what was rejected or skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateOutput {
@@ -37,36 +50,43 @@ pub struct ValidateOutput {
     pub batch_id: String,
     pub source_kind: SourceKind,
     pub counts: ValidateCounts,
-    pub events: Vec<ValidEvent>,
-    pub rejected: Vec<RejectedRecord>,
+    /// Rejections counted by field (JSON pointer), the most frequent first, at most
+    /// [`TOP_REASONS`].
+    pub rejected_reasons: Vec<ReasonCount>,
+    pub parts: Vec<BatchPart>,
+    /// The first skipped records (at most [`SKIPPED_LISTED`]); `counts.skipped` has them all.
     pub skipped: Vec<SkippedRecord>,
 }
 
-impl From<ValidatedBatch> for ValidateOutput {
-    fn from(batch: ValidatedBatch) -> Self {
-        Self {
-            version: CONTRACT_VERSION,
-            counts: ValidateCounts {
-                accepted: batch.events.len(),
-                rejected: batch.rejected.len(),
-                skipped: batch.skipped.len(),
-                duplicates: batch.duplicates,
-            },
-            batch_id: batch.batch_id,
-            source_kind: batch.source_kind,
-            events: batch.events,
-            rejected: batch.rejected,
-            skipped: batch.skipped,
-        }
-    }
+/// How many distinct rejection reasons a summary keeps.
+pub const TOP_REASONS: usize = 5;
+/// How many skipped records `validate`'s output lists.
+pub const SKIPPED_LISTED: usize = 20;
+
+/// A field and how many records it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    pub field: String,
+    pub count: usize,
 }
 
-/// `enrich`'s input: a validated batch (other fields of `validate`'s output are ignored).
+/// What a `ValidationError` carries in its message, as JSON: the batch and its rejected
+/// records, so that the state machine's catch path can quarantine them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationFailure {
+    pub message: String,
+    pub batch_id: String,
+    pub source_kind: SourceKind,
+    pub rejected: Carried<Vec<RejectedRecord>>,
+}
+
+/// `enrich`'s input: one part of a validated batch.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrichInput {
     pub batch_id: String,
-    pub events: Vec<ValidEvent>,
+    pub events: Carried<Vec<ValidEvent>>,
 }
 
 /// `enrich`'s output: the input of `aggregate`, `inference` and (with their results) `store`.
@@ -76,18 +96,18 @@ pub struct EnrichOutput {
     pub version: u32,
     pub batch_id: String,
     pub profiles_found: usize,
-    pub events: Vec<EnrichedEvent>,
+    pub events: Carried<Vec<EnrichedEvent>>,
 }
 
-/// Any batch whose events carry an `event`: `validate`'s or `enrich`'s output.
+/// Any batch whose events carry an `event`: `validate`'s parts or `enrich`'s output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsInput {
     pub batch_id: String,
-    pub events: Vec<EventOnly>,
+    pub events: Carried<Vec<EventOnly>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventOnly {
     pub event: UserEvent,
 }
@@ -98,7 +118,7 @@ pub struct EventOnly {
 pub struct AggregateOutput {
     pub version: u32,
     pub batch_id: String,
-    pub aggregates: AggregateDeltas,
+    pub aggregates: Carried<AggregateDeltas>,
 }
 
 /// `inference`'s input: an enriched batch.
@@ -106,7 +126,7 @@ pub struct AggregateOutput {
 #[serde(rename_all = "camelCase")]
 pub struct InferenceInput {
     pub batch_id: String,
-    pub events: Vec<EnrichedEvent>,
+    pub events: Carried<Vec<EnrichedEvent>>,
 }
 
 /// `inference`'s output.
@@ -117,7 +137,35 @@ pub struct InferenceOutput {
     pub batch_id: String,
     pub model_version: String,
     pub high_risk: usize,
-    pub scores: Vec<RiskScore>,
+    pub scores: Carried<Vec<RiskScore>>,
+}
+
+/// A part to store: `store`'s usual input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreBatchInput {
+    pub batch_id: String,
+    pub events: Carried<Vec<EnrichedEvent>>,
+    #[serde(default)]
+    pub aggregates: Option<Carried<AggregateDeltas>>,
+    #[serde(default)]
+    pub scores: Carried<Vec<RiskScore>>,
+    #[serde(default)]
+    pub rejected: Carried<Vec<RejectedRecord>>,
+}
+
+/// `store`'s other input, `{"quarantine": {"error", "cause"}}`: a batch with no valid record,
+/// caught by the state machine.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuarantineInput {
+    pub quarantine: QuarantineRequest,
+}
+
+/// The error a `Catch` caught: its name and cause, as Step Functions reports them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuarantineRequest {
+    pub error: String,
+    pub cause: String,
 }
 
 /// `store`'s output: the domain's report, versioned.
@@ -126,6 +174,12 @@ pub struct StoreOutput {
     pub version: u32,
     #[serde(flatten)]
     pub report: StoreReport,
+}
+
+impl Countable for AggregateDeltas {
+    fn item_count(&self) -> usize {
+        self.counters.len()
+    }
 }
 
 /// Parses a stage's input, naming the stage and the problem when it does not fit.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use pipeline_domain::StorageError;
-use pipeline_domain::ports::DataLake;
+use pipeline_domain::ports::{BatchStaging, DataLake};
 use pipeline_domain::stages::store::StoredEvent;
 
 use super::io_error;
@@ -52,5 +52,35 @@ impl DataLake for FolderLake {
         _content_type: &str,
     ) -> Result<(), StorageError> {
         self.write(key, &body)
+    }
+}
+
+/// Staged batches live in the lake under their `staging/` keys, as they do in the S3 bucket.
+#[async_trait]
+impl BatchStaging for FolderLake {
+    async fn put_staged(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError> {
+        self.write(key, &body)
+    }
+
+    async fn get_staged(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        std::fs::read(self.root.join(key))
+            .map_err(|error| io_error(format!("read staged object {key}"), error))
+    }
+
+    async fn delete_staged(&self, prefix: &str) -> Result<usize, StorageError> {
+        let path = self.root.join(prefix);
+        let operation = || format!("delete staged objects under {prefix}");
+        if !path.exists() {
+            return Ok(0);
+        }
+        if path.is_file() {
+            std::fs::remove_file(&path).map_err(|error| io_error(operation(), error))?;
+            return Ok(1);
+        }
+        let count = std::fs::read_dir(&path)
+            .map_err(|error| io_error(operation(), error))?
+            .count();
+        std::fs::remove_dir_all(&path).map_err(|error| io_error(operation(), error))?;
+        Ok(count)
     }
 }

@@ -8,6 +8,7 @@
 mod apigw;
 pub mod attribute_value;
 pub mod object;
+pub use object::Streamed;
 mod streams;
 
 use serde::Serialize;
@@ -185,6 +186,63 @@ pub fn decode(event: Value, objects: &dyn ObjectSource) -> Result<Decoded, Decod
         SourceKind::DynamodbStream => streams::decode_dynamodb(event),
         SourceKind::Eventbridge => streams::decode_eventbridge(event),
         SourceKind::S3 => object::decode_s3(event, objects),
+    }
+}
+
+/// Records of a source event as a stream: an S3 notification's objects are opened and read
+/// one record at a time, so an object of any size is never held in memory; other sources,
+/// whose records all arrive in the event, are decoded first and then streamed.
+pub enum RecordStream<'a> {
+    Decoded {
+        records: std::vec::IntoIter<SourceRecord>,
+        skipped: std::vec::IntoIter<SkippedRecord>,
+    },
+    Objects(object::S3Records<'a>),
+}
+
+/// A source event opened for streaming: its kind, the batch id it carries (a pipeline
+/// batch), and its records.
+pub struct OpenedSource<'a> {
+    pub kind: SourceKind,
+    pub batch_id: Option<String>,
+    pub records: RecordStream<'a>,
+}
+
+/// Like [`decode`], but hands out records one by one.
+pub fn open_stream(
+    event: Value,
+    objects: &dyn ObjectSource,
+) -> Result<OpenedSource<'_>, DecodeError> {
+    if detect(&event)? == SourceKind::S3 {
+        return Ok(OpenedSource {
+            kind: SourceKind::S3,
+            batch_id: None,
+            records: RecordStream::Objects(object::S3Records::new(event, objects)?),
+        });
+    }
+    let decoded = decode(event, objects)?;
+    Ok(OpenedSource {
+        kind: decoded.kind,
+        batch_id: decoded.batch_id,
+        records: RecordStream::Decoded {
+            records: decoded.records.into_iter(),
+            skipped: decoded.skipped.into_iter(),
+        },
+    })
+}
+
+impl Iterator for RecordStream<'_> {
+    type Item = Result<Streamed, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            RecordStream::Decoded { records, skipped } => records
+                .next()
+                .map(Streamed::Record)
+                .or_else(|| skipped.next().map(Streamed::Skipped))
+                .map(Ok),
+            RecordStream::Objects(objects) => objects.next(),
+        }
     }
 }
 

@@ -10,43 +10,124 @@ use aws_lambda_events::s3::S3Event;
 use flate2::bufread::MultiGzDecoder;
 use serde_json::Value;
 
-use super::{DecodeError, Decoded, Payload, RecordSink, parse_shape};
-use crate::event::SourceKind;
+use super::{DecodeError, Decoded, Payload, SkippedRecord, SourceRecord, parse_shape};
+use crate::event::{SourceKind, SourceRef};
 use crate::ports::ObjectSource;
 use crate::schema::MAX_RECORD_BYTES;
 
-pub(super) fn decode_s3(event: Value, objects: &dyn ObjectSource) -> Result<Decoded, DecodeError> {
-    let event: S3Event = parse_shape(SourceKind::S3, event)?;
-    let mut sink = RecordSink::new(SourceKind::S3);
-    for record in event.records {
+/// The objects an S3 notification names, opened one after the other as their records are read.
+///
+/// Records that do not create an object are reported as skipped, in their place in the order.
+pub struct S3Records<'a> {
+    objects: &'a dyn ObjectSource,
+    pending: std::vec::IntoIter<Result<(String, String), (String, String)>>,
+    current: Option<(String, ObjectRecords)>,
+    next_index: usize,
+}
+
+/// One item of a record stream: a record to check, or one skipped on purpose.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Streamed {
+    Record(SourceRecord),
+    Skipped(SkippedRecord),
+}
+
+impl<'a> S3Records<'a> {
+    /// Reads the notification; no object is opened yet.
+    pub(super) fn new(event: Value, objects: &'a dyn ObjectSource) -> Result<Self, DecodeError> {
+        let event: S3Event = parse_shape(SourceKind::S3, event)?;
         let malformed = |message: &str| DecodeError::Malformed {
             kind: SourceKind::S3,
             message: message.to_owned(),
         };
-        let bucket = record
-            .s3
-            .bucket
-            .name
-            .ok_or_else(|| malformed("s3.bucket.name is missing"))?;
-        let key = match (record.s3.object.url_decoded_key, record.s3.object.key) {
-            (Some(decoded), _) => decoded,
-            (None, Some(key)) => decode_object_key(&key),
-            (None, None) => return Err(malformed("s3.object.key is missing")),
-        };
-        let event_name = record.event_name.unwrap_or_default();
-        if !event_name.is_empty() && !event_name.starts_with("ObjectCreated") {
-            sink.skip(
-                format!("{bucket}/{key}"),
-                format!("{event_name} does not create an object"),
-            );
-            continue;
+        let mut pending = Vec::with_capacity(event.records.len());
+        for record in event.records {
+            let bucket = record
+                .s3
+                .bucket
+                .name
+                .ok_or_else(|| malformed("s3.bucket.name is missing"))?;
+            let key = match (record.s3.object.url_decoded_key, record.s3.object.key) {
+                (Some(decoded), _) => decoded,
+                (None, Some(key)) => decode_object_key(&key),
+                (None, None) => return Err(malformed("s3.object.key is missing")),
+            };
+            let event_name = record.event_name.unwrap_or_default();
+            if !event_name.is_empty() && !event_name.starts_with("ObjectCreated") {
+                pending.push(Err((format!("{bucket}/{key}"), event_name)));
+            } else {
+                pending.push(Ok((bucket, key)));
+            }
         }
-        let reader = objects.open(&bucket, &key)?;
-        for record in ObjectRecords::new(reader) {
-            sink.push(format!("{bucket}/{key}#{}", record.number), record.payload);
+        Ok(Self {
+            objects,
+            pending: pending.into_iter(),
+            current: None,
+            next_index: 0,
+        })
+    }
+
+    fn next_ref(&mut self, id: String) -> SourceRef {
+        let source = SourceRef {
+            kind: SourceKind::S3,
+            id,
+            index: self.next_index,
+        };
+        self.next_index += 1;
+        source
+    }
+}
+
+impl Iterator for S3Records<'_> {
+    type Item = Result<Streamed, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((object, records)) = &mut self.current {
+                if let Some(record) = records.next() {
+                    let id = format!("{object}#{}", record.number);
+                    let source = self.next_ref(id);
+                    return Some(Ok(Streamed::Record(SourceRecord {
+                        source,
+                        payload: record.payload,
+                    })));
+                }
+                self.current = None;
+            }
+            match self.pending.next()? {
+                Err((object, event_name)) => {
+                    let source = self.next_ref(object);
+                    return Some(Ok(Streamed::Skipped(SkippedRecord {
+                        source,
+                        reason: format!("{event_name} does not create an object"),
+                    })));
+                }
+                Ok((bucket, key)) => match self.objects.open(&bucket, &key) {
+                    Ok(reader) => {
+                        self.current =
+                            Some((format!("{bucket}/{key}"), ObjectRecords::new(reader)));
+                    }
+                    Err(error) => return Some(Err(error.into())),
+                },
+            }
         }
     }
-    Ok(sink.finish(None))
+}
+
+pub(super) fn decode_s3(event: Value, objects: &dyn ObjectSource) -> Result<Decoded, DecodeError> {
+    let mut decoded = Decoded {
+        kind: SourceKind::S3,
+        records: Vec::new(),
+        skipped: Vec::new(),
+        batch_id: None,
+    };
+    for item in S3Records::new(event, objects)? {
+        match item? {
+            Streamed::Record(record) => decoded.records.push(record),
+            Streamed::Skipped(skipped) => decoded.skipped.push(skipped),
+        }
+    }
+    Ok(decoded)
 }
 
 /// Keys in S3 notifications are URL-encoded, with `+` for spaces.

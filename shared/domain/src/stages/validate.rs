@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::canonical::digest_id;
+use crate::canonical::{IdDigest, digest_id, encoded_size};
 use crate::event::{SourceKind, SourceRef, UserEvent};
 use crate::schema::{FieldError, MAX_RECORD_BYTES, check_event};
-use crate::sources::{Decoded, Payload, SkippedRecord};
+use crate::sources::{Decoded, Payload, SkippedRecord, SourceRecord};
 
 /// How much of a rejected record's raw content is kept for the quarantine and for reports.
 pub const RAW_EXCERPT_BYTES: usize = 1024;
@@ -50,14 +50,26 @@ pub struct ValidatedBatch {
 pub struct NoValidRecord(pub ValidatedBatch);
 
 fn describe_failure(batch: &ValidatedBatch) -> String {
-    let mut text = format!(
-        "batch {} from {} has no valid record ({} rejected, {} skipped)",
-        batch.batch_id,
+    describe_no_valid_record(
+        &batch.batch_id,
         batch.source_kind,
-        batch.rejected.len(),
-        batch.skipped.len()
+        &batch.rejected,
+        batch.skipped.len(),
+    )
+}
+
+/// A sentence on a batch without a valid record, naming its first rejected record and why.
+pub fn describe_no_valid_record(
+    batch_id: &str,
+    kind: SourceKind,
+    rejected: &[RejectedRecord],
+    skipped: usize,
+) -> String {
+    let mut text = format!(
+        "batch {batch_id} from {kind} has no valid record ({} rejected, {skipped} skipped)",
+        rejected.len(),
     );
-    if let Some(first) = batch.rejected.first() {
+    if let Some(first) = rejected.first() {
         let reasons: Vec<String> = first
             .errors
             .iter()
@@ -92,55 +104,130 @@ impl ValidatedBatch {
     }
 }
 
-/// Validates every decoded record against the contract.
-///
-/// The batch id is kept from a pipeline batch; otherwise it is derived from the accepted
-/// event ids, so the same events replayed through any source form the same batch.
+/// Checks every record of a decoded event: the batch as one part.
 pub fn validate(decoded: Decoded) -> ValidatedBatch {
-    let mut events = Vec::with_capacity(decoded.records.len());
-    let mut rejected = Vec::new();
+    let mut validator = Validator::new(decoded.kind, usize::MAX);
     for record in decoded.records {
-        match check_record(record.payload) {
-            Ok(event) => events.push(ValidEvent {
-                source: record.source,
-                event,
-            }),
-            Err((errors, raw_excerpt)) => rejected.push(RejectedRecord {
-                source: record.source,
-                errors,
-                raw_excerpt,
-            }),
-        }
+        // With parts of unbounded size, no part is ever handed out before the end.
+        let _ = validator.check(record);
     }
-    let duplicates = drop_duplicates(&mut events);
-    let batch_id = decoded.batch_id.unwrap_or_else(|| {
-        if events.is_empty() {
-            derive_rejected_batch_id(decoded.kind, &rejected)
-        } else {
-            derive_batch_id(&events)
-        }
-    });
+    let (events, summary) = validator.finish(decoded.batch_id);
     ValidatedBatch {
-        batch_id,
-        source_kind: decoded.kind,
+        batch_id: summary.batch_id,
+        source_kind: summary.source_kind,
         events,
-        rejected,
+        rejected: summary.rejected,
         skipped: decoded.skipped,
-        duplicates,
+        duplicates: summary.duplicates,
     }
 }
 
-/// Keeps the first event of each event id, in order; returns how many were dropped.
-fn drop_duplicates(events: &mut Vec<ValidEvent>) -> usize {
-    let mut seen = HashSet::with_capacity(events.len());
-    let keep: Vec<bool> = events
-        .iter()
-        .map(|valid| seen.insert(valid.event.event_id.as_str()))
-        .collect();
-    let before = events.len();
-    let mut flags = keep.into_iter();
-    events.retain(|_| flags.next().unwrap_or(true));
-    before - events.len()
+/// Validates records one at a time and cuts the accepted events into parts of at most
+/// `part_events`, so a source of any size (a large S3 upload) is processed in bounded memory.
+///
+/// A part is handed out only when it is full and another accepted event arrives, so a batch
+/// that fits in one part is never split. The batch id is the digest of every accepted id in
+/// order, whatever the parts; a part's id is the batch id when there is one part, and the
+/// digest of the part's own ids otherwise. Both are stable under replay.
+pub struct Validator {
+    kind: SourceKind,
+    part_events: usize,
+    part: Vec<ValidEvent>,
+    rejected: Vec<RejectedRecord>,
+    seen: HashSet<String>,
+    duplicates: usize,
+    accepted: usize,
+    parts: usize,
+    batch_digest: IdDigest,
+}
+
+/// What a whole validation found, apart from the accepted events (handed out in parts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationSummary {
+    pub batch_id: String,
+    pub source_kind: SourceKind,
+    pub accepted: usize,
+    pub rejected: Vec<RejectedRecord>,
+    pub duplicates: usize,
+    /// How many parts were handed out, counting the last one returned by `finish`.
+    pub parts: usize,
+}
+
+impl Validator {
+    pub fn new(kind: SourceKind, part_events: usize) -> Self {
+        Self {
+            kind,
+            part_events: part_events.max(1),
+            part: Vec::new(),
+            rejected: Vec::new(),
+            seen: HashSet::new(),
+            duplicates: 0,
+            accepted: 0,
+            parts: 0,
+            batch_digest: IdDigest::default(),
+        }
+    }
+
+    /// Checks one record. Returns a full part when this record starts the next one.
+    pub fn check(&mut self, record: SourceRecord) -> Option<Vec<ValidEvent>> {
+        match check_record(record.payload) {
+            Ok(event) => {
+                if !self.seen.insert(event.event_id.clone()) {
+                    self.duplicates += 1;
+                    return None;
+                }
+                self.accepted += 1;
+                self.batch_digest.update(event.event_id.as_bytes());
+                self.batch_digest.update(b"\n");
+                let full = if self.part.len() >= self.part_events {
+                    self.parts += 1;
+                    Some(std::mem::take(&mut self.part))
+                } else {
+                    None
+                };
+                self.part.push(ValidEvent {
+                    source: record.source,
+                    event,
+                });
+                full
+            }
+            Err((errors, raw_excerpt)) => {
+                self.rejected.push(RejectedRecord {
+                    source: record.source,
+                    errors,
+                    raw_excerpt,
+                });
+                None
+            }
+        }
+    }
+
+    /// Whether a part was already handed out, so the batch has several.
+    pub fn is_split(&self) -> bool {
+        self.parts > 0
+    }
+
+    /// The last part (possibly empty) and the summary. `batch_id` is the id the source
+    /// carried, if any (a pipeline batch keeps its own).
+    pub fn finish(self, batch_id: Option<String>) -> (Vec<ValidEvent>, ValidationSummary) {
+        let batch_id = batch_id.unwrap_or_else(|| {
+            if self.accepted == 0 {
+                derive_rejected_batch_id(self.kind, &self.rejected)
+            } else {
+                self.batch_digest.finish("bat_")
+            }
+        });
+        let parts = self.parts + usize::from(!self.part.is_empty());
+        let summary = ValidationSummary {
+            batch_id,
+            source_kind: self.kind,
+            accepted: self.accepted,
+            rejected: self.rejected,
+            duplicates: self.duplicates,
+            parts,
+        };
+        (self.part, summary)
+    }
 }
 
 /// The id of a batch: a digest of its accepted event ids, in order.
@@ -197,24 +284,6 @@ fn check_record(payload: Payload) -> Result<UserEvent, (Vec<FieldError>, Option<
             Err((vec![FieldError::new(pointer, reason)], None))
         }
     }
-}
-
-/// The length of a value's compact JSON encoding, counted without building it.
-fn encoded_size(value: &serde_json::Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Counting never fails, and a serde_json::Value always serialises.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }
 
 fn oversized(bytes: usize) -> FieldError {
@@ -281,6 +350,74 @@ mod tests {
         );
         assert!(batch.rejected[1].errors[0].message.contains("limit"));
         assert!(batch.batch_id.starts_with("bat_"));
+    }
+
+    fn record(index: usize, body: &str) -> SourceRecord {
+        SourceRecord {
+            source: SourceRef {
+                kind: SourceKind::Direct,
+                id: format!("item-{index}"),
+                index,
+            },
+            payload: Payload::Bytes(body.as_bytes().to_vec()),
+        }
+    }
+
+    fn event_body(id: usize) -> String {
+        format!(
+            r#"{{"eventId":"e{id}","userId":"u1","eventType":"click","timestamp":1,"data":{{}}}}"#
+        )
+    }
+
+    #[test]
+    fn large_batches_are_cut_into_full_parts_with_the_same_batch_id() {
+        let bodies: Vec<String> = (0..7).map(event_body).collect();
+        let mut validator = Validator::new(SourceKind::Direct, 3);
+        let mut parts = Vec::new();
+        for (index, body) in bodies.iter().enumerate() {
+            parts.extend(validator.check(record(index, body)));
+            if index == 3 {
+                // A duplicate and a bad record in the middle change no part's boundaries.
+                assert!(validator.check(record(100, &event_body(0))).is_none());
+                assert!(validator.check(record(101, "{")).is_none());
+            }
+        }
+        assert!(validator.is_split());
+        let (last, summary) = validator.finish(None);
+        parts.push(last);
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![3, 3, 1]);
+        assert_eq!(summary.parts, 3);
+        assert_eq!(summary.accepted, 7);
+        assert_eq!(summary.duplicates, 1);
+        assert_eq!(summary.rejected.len(), 1);
+
+        let whole = validate(Decoded {
+            kind: SourceKind::Direct,
+            records: bodies
+                .iter()
+                .enumerate()
+                .map(|(index, body)| record(index, body))
+                .collect(),
+            skipped: Vec::new(),
+            batch_id: None,
+        });
+        assert_eq!(
+            summary.batch_id, whole.batch_id,
+            "parts do not change the batch id"
+        );
+        assert_eq!(whole.batch_id, derive_batch_id(&whole.events));
+    }
+
+    #[test]
+    fn a_batch_that_exactly_fills_a_part_is_not_split() {
+        let mut validator = Validator::new(SourceKind::Direct, 2);
+        assert!(validator.check(record(0, &event_body(0))).is_none());
+        assert!(validator.check(record(1, &event_body(1))).is_none());
+        assert!(!validator.is_split());
+        let (last, summary) = validator.finish(None);
+        assert_eq!(last.len(), 2);
+        assert_eq!(summary.parts, 1);
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! Input and output processing: `InputPath`, `Parameters`, `ResultSelector`, `ResultPath`
+//! and `OutputPath`, in the order Step Functions applies them.
+
+use serde_json::{Map, Value};
+
+use super::{Frame, Runner};
+use crate::context::{Environment, quote_value, state_error_prefix};
+use crate::error::{StateError, names};
+use crate::model::{Filter, Filters, ResultHandling, ResultPath};
+use crate::path::set_at_reference;
+use crate::template::Template;
+
+impl Runner<'_> {
+    /// The state's effective input: `InputPath`, then `Parameters` (or `ItemSelector`).
+    pub(crate) fn effective_input(
+        &self,
+        frame: &Frame<'_>,
+        filters: &Filters,
+        parameters: Option<&Template>,
+        raw_input: &Value,
+        retry_count: u32,
+    ) -> Result<Value, StateError> {
+        let selected = apply_filter(frame, &filters.input_path, raw_input.clone(), "InputPath")?;
+        match parameters {
+            None => Ok(selected),
+            Some(template) => {
+                let view = self.context_view(frame, retry_count);
+                let environment =
+                    Environment::new(&selected, &view, &self.random, frame.entered_event);
+                template.evaluate(&environment)
+            }
+        }
+    }
+
+    /// The state's output from its result: `ResultSelector`, `ResultPath` over the raw
+    /// input, then `OutputPath`.
+    pub(crate) fn finish(
+        &self,
+        frame: &Frame<'_>,
+        results: &ResultHandling,
+        filters: &Filters,
+        raw_input: &Value,
+        result: Value,
+        retry_count: u32,
+    ) -> Result<Value, StateError> {
+        let selected = match &results.result_selector {
+            None => result,
+            Some(template) => {
+                let view = self.context_view(frame, retry_count);
+                let environment =
+                    Environment::new(&result, &view, &self.random, frame.entered_event);
+                template.evaluate(&environment)?
+            }
+        };
+        let combined = apply_result_path(&results.result_path, raw_input.clone(), selected)?;
+        apply_filter(frame, &filters.output_path, combined, "OutputPath")
+    }
+}
+
+/// Applies `InputPath` or `OutputPath`: `null` gives `{}`; a path that matches nothing is a
+/// `States.Runtime` error.
+pub(crate) fn apply_filter(
+    frame: &Frame<'_>,
+    filter: &Filter,
+    value: Value,
+    field: &str,
+) -> Result<Value, StateError> {
+    match filter {
+        Filter::Null => Ok(Value::Object(Map::new())),
+        Filter::Path(path) if path.is_root() => Ok(value),
+        Filter::Path(path) => path.select_owned(value).ok_or_else(|| {
+            StateError::runtime(format!(
+                "{} Invalid path '{}' : No results for path: {} (the path of the field '{field}')",
+                state_error_prefix(&frame.state.name, frame.entered_event),
+                path.text(),
+                path.text()
+            ))
+        }),
+    }
+}
+
+/// Applies a `ResultPath` (of a state or of a catcher): `null` keeps the input, `$` takes
+/// the result, any other reference path sets the result inside the input.
+pub(crate) fn apply_result_path(
+    result_path: &ResultPath,
+    mut input: Value,
+    result: Value,
+) -> Result<Value, StateError> {
+    match result_path {
+        ResultPath::Discard => Ok(input),
+        ResultPath::At(steps, _) if steps.is_empty() => Ok(result),
+        ResultPath::At(steps, text) => match set_at_reference(&mut input, steps, result) {
+            Ok(()) => Ok(input),
+            Err(reason) => Err(StateError::new(
+                names::RESULT_PATH_MATCH_FAILURE,
+                format!(
+                    "Unable to apply ResultPath \"{text}\" to input \"{}\": {reason}",
+                    quote_value(&input)
+                ),
+            )),
+        },
+    }
+}

@@ -1,0 +1,320 @@
+//! The executor: runs a scope state after state, keeps the history, checks payload sizes.
+
+mod fan_out;
+mod io;
+mod recovery;
+mod simple;
+mod task;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::context::{ContextView, ExecutionContext, format_timestamp};
+use crate::error::{Failure, StateError, names};
+use crate::history::HistoryEvent;
+use crate::limits::{PayloadKind, data_limit_error, serialized_size};
+use crate::model::{Scope, State, StateKind, Transition};
+use crate::random::SplitMix64;
+use crate::{Execution, ExecutionOptions, StateMachine, TaskHandler};
+
+/// Step Functions fails an execution whose history reaches 25,000 events. This interpreter
+/// records fewer events per state than AWS, so it stops later; the limit mostly guards
+/// against endless loops (with a recording sleeper, a Wait loop would never end).
+const MAXIMUM_HISTORY_EVENTS: usize = 25_000;
+
+/// Where a state sends the execution next.
+pub(crate) enum Step {
+    Next(String, Value),
+    End(Value),
+}
+
+/// What one state's run knows about itself, for the context object and error causes.
+pub(crate) struct Frame<'s> {
+    pub(crate) state: &'s State,
+    pub(crate) entered_time: String,
+    /// The number of the history event that recorded the state's entry (1-based).
+    pub(crate) entered_event: usize,
+}
+
+#[derive(Default)]
+struct Journal {
+    history: Vec<HistoryEvent>,
+    largest_payload_bytes: usize,
+}
+
+/// One execution in progress.
+pub(crate) struct Runner<'a> {
+    handler: &'a dyn TaskHandler,
+    options: &'a ExecutionOptions,
+    execution: ExecutionContext,
+    journal: Mutex<Journal>,
+    random: Mutex<SplitMix64>,
+}
+
+pub(crate) async fn execute(
+    machine: &StateMachine,
+    input: Value,
+    handler: &dyn TaskHandler,
+    options: &ExecutionOptions,
+) -> Execution {
+    let start = (options.now)();
+    let runner = Runner {
+        handler,
+        options,
+        execution: ExecutionContext::new(&machine.name, &options.name, start, input.clone()),
+        journal: Mutex::new(Journal::default()),
+        random: Mutex::new(SplitMix64::new(options.seed)),
+    };
+    let input_bytes = serialized_size(&input);
+    runner.record(HistoryEvent::ExecutionStarted { input_bytes });
+    let result = if input_bytes > options.payload_limit_bytes {
+        runner.note_size(input_bytes);
+        Err(Failure {
+            error: StateError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The execution input has a size exceeding the maximum number of bytes service limit. \
+                     ({input_bytes} bytes, the limit is {} bytes)",
+                    options.payload_limit_bytes
+                ),
+            ),
+            state: None,
+        })
+    } else {
+        let run = runner.run_scope(&machine.root, input);
+        match machine.timeout_seconds {
+            None => run.await,
+            Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure {
+                    error: StateError::new(
+                        names::TIMEOUT,
+                        format!(
+                            "The execution ran longer than its TimeoutSeconds ({seconds} seconds)."
+                        ),
+                    ),
+                    state: None,
+                }),
+            },
+        }
+    };
+    let result = result.map_err(Failure::into_execution_failure);
+    match &result {
+        Ok(output) => runner.record(HistoryEvent::ExecutionSucceeded {
+            output_bytes: serialized_size(output),
+        }),
+        Err(failure) => runner.record(HistoryEvent::ExecutionFailed {
+            error: failure.error.clone(),
+            cause: failure.cause.clone(),
+            state: failure.state.clone(),
+        }),
+    };
+    let journal = runner
+        .journal
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Execution {
+        result,
+        history: journal.history,
+        largest_payload_bytes: journal.largest_payload_bytes,
+    }
+}
+
+impl<'a> Runner<'a> {
+    /// Records an event and returns its number (1-based), as Step Functions numbers events.
+    fn record(&self, event: HistoryEvent) -> usize {
+        let mut journal = self
+            .journal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        journal.history.push(event);
+        journal.history.len()
+    }
+
+    fn history_length(&self) -> usize {
+        self.journal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .history
+            .len()
+    }
+
+    fn note_size(&self, bytes: usize) {
+        let mut journal = self
+            .journal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        journal.largest_payload_bytes = journal.largest_payload_bytes.max(bytes);
+    }
+
+    /// Measures a payload, remembers the largest, and refuses one over the limit with the
+    /// terminal `States.DataLimitExceeded`.
+    fn check_size(
+        &self,
+        state: &State,
+        kind: PayloadKind,
+        value: &Value,
+    ) -> Result<usize, StateError> {
+        self.check_bytes(state, kind, serialized_size(value))
+    }
+
+    /// Like `check_size`, for a payload already measured.
+    fn check_bytes(
+        &self,
+        state: &State,
+        kind: PayloadKind,
+        bytes: usize,
+    ) -> Result<usize, StateError> {
+        self.note_size(bytes);
+        let limit = self.options.payload_limit_bytes;
+        if bytes > limit {
+            return Err(data_limit_error(&state.name, kind, bytes, limit));
+        }
+        Ok(bytes)
+    }
+
+    fn now_text(&self) -> String {
+        format_timestamp((self.options.now)())
+    }
+
+    /// The context object for a state's run.
+    fn context_view<'v>(&'v self, frame: &'v Frame<'_>, retry_count: u32) -> ContextView<'v> {
+        ContextView {
+            execution: &self.execution,
+            state_name: &frame.state.name,
+            entered_time: &frame.entered_time,
+            retry_count,
+            map_item: None,
+        }
+    }
+
+    fn with_random<T>(&self, draw: impl FnOnce(&mut SplitMix64) -> T) -> T {
+        let mut generator = self
+            .random
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        draw(&mut generator)
+    }
+
+    /// Runs a scope from its `StartAt` to a terminal state, giving that state's output.
+    pub(crate) fn run_scope<'s>(
+        &'s self,
+        scope: &'s Scope,
+        input: Value,
+    ) -> BoxFuture<'s, Result<Value, Failure>> {
+        Box::pin(async move {
+            let mut current = scope.start_at.clone();
+            let mut input = input;
+            loop {
+                let Some(state) = scope.state(&current) else {
+                    return Err(Failure {
+                        error: StateError::runtime(format!(
+                            "The state '{current}' does not exist."
+                        )),
+                        state: None,
+                    });
+                };
+                if self.history_length() >= MAXIMUM_HISTORY_EVENTS {
+                    return Err(Failure::in_state(
+                        &state.path,
+                        StateError::runtime(format!(
+                            "The execution reached the limit of {MAXIMUM_HISTORY_EVENTS} history events."
+                        )),
+                    ));
+                }
+                match self.run_state(state, input).await {
+                    Ok(Step::Next(next, output)) => {
+                        current = next;
+                        input = output;
+                    }
+                    Ok(Step::End(output)) => return Ok(output),
+                    Err(failure) => {
+                        self.record(HistoryEvent::StateFailed {
+                            state: state.path.clone(),
+                            error: failure.error.error.clone(),
+                            cause: failure.error.cause.clone(),
+                        });
+                        return Err(failure);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Runs one state: records its entry, checks its input and output sizes, and leaves.
+    async fn run_state(&self, state: &State, input: Value) -> Result<Step, Failure> {
+        let entered_time = self.now_text();
+        let input_bytes = serialized_size(&input);
+        let entered_event = self.record(HistoryEvent::StateEntered {
+            state: state.path.clone(),
+            input_bytes,
+        });
+        let in_state = |error: StateError| Failure::in_state(&state.path, error);
+        self.check_bytes(state, PayloadKind::Input, input_bytes)
+            .map_err(in_state)?;
+        let frame = Frame {
+            state,
+            entered_time,
+            entered_event,
+        };
+        let (step, transition) = match &state.kind {
+            StateKind::Pass(pass) => (
+                self.run_pass(&frame, pass, input).map_err(in_state)?,
+                Some(&pass.transition),
+            ),
+            StateKind::Choice(choice) => (
+                self.run_choice(&frame, choice, input).map_err(in_state)?,
+                None,
+            ),
+            StateKind::Wait(wait) => (
+                self.run_wait(&frame, wait, input).await.map_err(in_state)?,
+                Some(&wait.transition),
+            ),
+            StateKind::Succeed(filters) => (
+                self.run_succeed(&frame, filters, input).map_err(in_state)?,
+                None,
+            ),
+            StateKind::Fail(fail) => return Err(in_state(self.run_fail(&frame, fail, &input))),
+            StateKind::Task(task) => (
+                self.run_recoverable(&frame, &task.results, input).await?,
+                Some(&task.transition),
+            ),
+            StateKind::Parallel(parallel) => (
+                self.run_recoverable(&frame, &parallel.results, input)
+                    .await?,
+                Some(&parallel.transition),
+            ),
+            StateKind::Map(map) => (
+                self.run_recoverable(&frame, &map.results, input).await?,
+                Some(&map.transition),
+            ),
+        };
+        let step = match (step, transition) {
+            (Outcome::Done(output), Some(Transition::Next(next))) => {
+                Step::Next(next.clone(), output)
+            }
+            (Outcome::Done(output), _) => Step::End(output),
+            (Outcome::GoTo(next, output), _) => Step::Next(next, output),
+        };
+        let output = match &step {
+            Step::Next(_, output) | Step::End(output) => output,
+        };
+        let output_bytes = self
+            .check_size(state, PayloadKind::Output, output)
+            .map_err(in_state)?;
+        self.record(HistoryEvent::StateExited {
+            state: state.path.clone(),
+            output_bytes,
+        });
+        Ok(step)
+    }
+}
+
+/// What a state's own logic decided: follow its transition, or go to a named state (a
+/// Choice rule or a catcher).
+pub(crate) enum Outcome {
+    Done(Value),
+    GoTo(String, Value),
+}

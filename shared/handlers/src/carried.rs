@@ -1,0 +1,165 @@
+//! Batches that travel inline when small and by reference when not (the claim-check pattern).
+//!
+//! Step Functions limits a state's input and output to 256 KiB, so a stage whose output
+//! would be large writes it to the staging area (the data lake's `staging/` prefix) and
+//! passes a small reference instead. On the wire a carried value is either the value itself
+//! (an array of events, say) or `{"staged": "<key>", "count": N, "bytes": B}`.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+pub use pipeline_domain::canonical::encoded_size;
+use pipeline_domain::ports::BatchStaging;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{ErrorName, HandlerError};
+
+/// Where a staged value is, and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedRef {
+    /// The staging key, under `staging/`.
+    pub staged: String,
+    /// How many items it holds (1 for a single value).
+    pub count: usize,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+/// A value carried from one stage to the next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Carried<T> {
+    Inline(T),
+    Staged(StagedRef),
+}
+
+/// Something that can be carried: how many items it holds.
+pub trait Countable {
+    fn item_count(&self) -> usize;
+}
+
+impl<T> Countable for Vec<T> {
+    fn item_count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Countable> Carried<T> {
+    /// Keeps `value` inline when its JSON is at most `inline_limit` bytes, and stages it at
+    /// `key` otherwise.
+    pub async fn pack(
+        value: T,
+        key: String,
+        inline_limit: usize,
+        staging: &dyn BatchStaging,
+    ) -> Result<Self, HandlerError> {
+        if encoded_size(&value) <= inline_limit {
+            return Ok(Carried::Inline(value));
+        }
+        let count = value.item_count();
+        let body = serde_json::to_vec(&value).map_err(|error| {
+            HandlerError::new(
+                ErrorName::InvalidStageInput,
+                format!("{key} could not be encoded: {error}"),
+            )
+        })?;
+        let bytes = body.len();
+        staging.put_staged(&key, body).await?;
+        Ok(Carried::Staged(StagedRef {
+            staged: key,
+            count,
+            bytes,
+        }))
+    }
+
+    /// The value, read back from the staging area when it was staged.
+    pub async fn unpack(self, staging: &dyn BatchStaging) -> Result<T, HandlerError> {
+        match self {
+            Carried::Inline(value) => Ok(value),
+            Carried::Staged(reference) => {
+                let body = staging.get_staged(&reference.staged).await?;
+                serde_json::from_slice(&body).map_err(|error| {
+                    HandlerError::new(
+                        ErrorName::InvalidStageInput,
+                        format!(
+                            "the staged object {} does not match its contract: {error}",
+                            reference.staged
+                        ),
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl<T: Countable> Carried<T> {
+    /// How many items are carried, without reading a staged value.
+    pub fn count(&self) -> usize {
+        match self {
+            Carried::Inline(value) => value.item_count(),
+            Carried::Staged(reference) => reference.count,
+        }
+    }
+}
+
+impl<T> Default for Carried<Vec<T>> {
+    fn default() -> Self {
+        Carried::Inline(Vec::new())
+    }
+}
+
+impl<T: Serialize> Serialize for Carried<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Carried::Inline(value) => value.serialize(serializer),
+            Carried::Staged(reference) => reference.serialize(serializer),
+        }
+    }
+}
+
+/// Arrays are inline values, read through the caller's deserializer so that errors keep
+/// their path; an object is a staged reference when it has a `staged` key, and an inline
+/// value otherwise.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Carried<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CarriedVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for CarriedVisitor<T> {
+            type Value = Carried<T>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("an inline value or {\"staged\", \"count\", \"bytes\"}")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, sequence: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::SeqAccessDeserializer::new(sequence)).map(Carried::Inline)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if value.get("staged").is_some() {
+                    StagedRef::deserialize(value)
+                        .map(Carried::Staged)
+                        .map_err(de::Error::custom)
+                } else {
+                    T::deserialize(value)
+                        .map(Carried::Inline)
+                        .map_err(de::Error::custom)
+                }
+            }
+        }
+
+        deserializer.deserialize_any(CarriedVisitor(PhantomData))
+    }
+}
+
+/// The staging key of `what` for a batch or part.
+pub fn staging_key(batch_id: &str, what: &str) -> String {
+    format!("staging/{batch_id}/{what}.json")
+}
+
+/// The staging prefix of a batch or part, removed once it is stored.
+pub fn staging_prefix(batch_id: &str) -> String {
+    format!("staging/{batch_id}")
+}
