@@ -217,3 +217,188 @@ fn the_demo_runs_and_reports_throughput() {
     assert!(dir.path().join("pipeline.db").is_file());
     assert!(dir.path().join("outbox/notifications.jsonl").is_file());
 }
+
+#[test]
+fn run_sends_files_and_folders_through_the_state_machine_and_a_replay_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "events/sqs",
+        "events/s3/valid.json",
+        "events/sns/invalid.json",
+    ];
+    let first = pipeline(dir.path(), &args);
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains("executions: 3 processed, 1 quarantined"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("events table:   16 events written"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("quarantine:"), "{stdout}");
+    assert!(stdout.contains("largest state payload:"), "{stdout}");
+    assert!(stdout.contains("events/s"), "{stdout}");
+    assert!(
+        !dir.path().join("lake/staging").exists()
+            || std::fs::read_dir(dir.path().join("lake/staging"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "staged batches are removed after their execution"
+    );
+    let replay = pipeline(dir.path(), &args);
+    assert!(replay.status.success(), "{}", stderr_of(&replay));
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        stdout.contains("aggregates:     0 parts applied, 3 already applied before"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_fails_when_an_execution_fails_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(dir.path())
+        .env("PIPELINE_OBJECTS_DIR", dir.path().join("no-objects"))
+        .args(["run", "events/s3/valid.json"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAILED events/s3/valid.json: StorageError"),
+        "{stdout}"
+    );
+    assert!(stderr_of(&output).contains("1 executions failed"));
+}
+
+fn write_definition(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("definition.asl.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_with_a_definition_prints_its_output_or_its_error_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = write_definition(
+        dir.path(),
+        r#"{"StartAt": "Check", "States": {
+            "Check": {"Type": "Task", "Resource": "validate",
+                      "ResultSelector": {"accepted.$": "$.counts.accepted", "source.$": "$.sourceKind"},
+                      "Next": "Done"},
+            "Done": {"Type": "Pass", "Parameters": {"summary.$": "States.Format('{} events from {}', $.accepted, $.source)"}, "End": true}
+        }}"#,
+    );
+    let output = pipeline(
+        dir.path(),
+        &[
+            "run",
+            "--definition",
+            definition.to_str().unwrap(),
+            "--input",
+            "events/sqs/valid.json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["summary"], "2 events from sqs");
+
+    let failing = write_definition(
+        dir.path(),
+        r#"{"StartAt": "Stop", "States": {"Stop": {"Type": "Fail", "Error": "Demo.Stopped", "Cause": "on purpose"}}}"#,
+    );
+    let output = pipeline(
+        dir.path(),
+        &[
+            "run",
+            "--definition",
+            failing.to_str().unwrap(),
+            "--input",
+            "events/sqs/valid.json",
+        ],
+    );
+    assert!(!output.status.success());
+    assert_eq!(stderr_of(&output).trim(), "Demo.Stopped: on purpose");
+}
+
+#[test]
+fn a_definition_that_cannot_run_locally_is_refused_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        (
+            r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true, "Colour": "red"}}}"#,
+            "state \"A\", field \"Colour\"",
+        ),
+        (
+            r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": true}}}"#,
+            "state \"A\", field \"Resource\"",
+        ),
+    ] {
+        let definition = write_definition(dir.path(), text);
+        let output = pipeline(
+            dir.path(),
+            &[
+                "run",
+                "--definition",
+                definition.to_str().unwrap(),
+                "--input",
+                "events/sqs/valid.json",
+            ],
+        );
+        assert!(!output.status.success());
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!dir.path().join("lake").exists(), "nothing ran");
+    }
+}
+
+#[test]
+fn generated_source_events_run_through_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("generated");
+    let objects = dir.path().join("objects");
+    for source in ["s3", "kinesis", "dynamodb-stream"] {
+        let output = command(dir.path())
+            .env("PIPELINE_OBJECTS_DIR", &objects)
+            .args([
+                "generate",
+                "--events",
+                "250",
+                "--batch-size",
+                "100",
+                "--source",
+                source,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+    }
+    let files = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(files, 9, "3 source events of each kind");
+    let output = command(dir.path())
+        .env("PIPELINE_OBJECTS_DIR", &objects)
+        .arg("run")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let total = stdout
+        .lines()
+        .find(|line| line.starts_with("total"))
+        .expect("a total row");
+    let numbers: Vec<u64> = total
+        .split_whitespace()
+        .skip(1)
+        .map(|cell| cell.parse().unwrap())
+        .collect();
+    assert_eq!(numbers[0], 9, "executions: {total}");
+    assert_eq!(numbers[1] + numbers[2], 750, "accepted + rejected: {total}");
+    assert!(numbers[2] > 0, "some generated events are invalid: {total}");
+}

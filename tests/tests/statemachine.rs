@@ -2,8 +2,14 @@
 //! limit, the catch path, and a failing Task's retries.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use pipeline_adapters::local::FolderObjects;
+use pipeline_asl::HistoryEvent;
+use pipeline_domain::StorageError;
+use pipeline_domain::ports::DataLake;
+use pipeline_domain::stages::store::StoredEvent;
 use pipeline_domain::synth::{SynthConfig, generate};
 use pipeline_tests::{Sandbox, events_dir, read_json};
 use serde_json::{Value, json};
@@ -141,5 +147,97 @@ async fn an_event_of_no_known_shape_is_quarantined_whole() {
     assert!(
         quarantined.contains("not a recognised source"),
         "{quarantined}"
+    );
+}
+
+/// The lake, failing its first `failures` Parquet writes with a transient error.
+struct FlakyLake {
+    inner: Arc<dyn DataLake>,
+    failures: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl DataLake for FlakyLake {
+    async fn put_events(&self, key: &str, events: &[StoredEvent]) -> Result<(), StorageError> {
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(StorageError::transient(format!("write {key}"), "slow down"));
+        }
+        self.inner.put_events(key, events).await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.inner.put_object(key, body, content_type).await
+    }
+}
+
+fn with_flaky_lake(failures: usize) -> Sandbox {
+    Sandbox::with(|deps| {
+        deps.lake = Arc::new(FlakyLake {
+            inner: deps.lake.clone(),
+            failures: AtomicUsize::new(failures),
+        });
+    })
+}
+
+#[tokio::test]
+async fn a_transient_storage_error_is_retried_by_the_definition() {
+    let sandbox = with_flaky_lake(2);
+    let execution = sandbox
+        .execute(read_json(&events_dir().join("sqs/valid.json")), "flaky")
+        .await;
+    assert!(execution.result.is_ok(), "{:?}", execution.result);
+    let retries: Vec<(String, Duration)> = execution
+        .history
+        .iter()
+        .filter_map(|event| match event {
+            HistoryEvent::RetryScheduled {
+                state,
+                error,
+                delay,
+                ..
+            } => {
+                assert_eq!(error, "TransientError");
+                Some((state.clone(), *delay))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    assert!(
+        retries.iter().all(|(state, _)| state.ends_with("Store")),
+        "{retries:?}"
+    );
+    // FULL jitter: each delay is at most the backoff (1 s, then 2 s).
+    assert!(retries[0].1 <= Duration::from_secs(1) && retries[1].1 <= Duration::from_secs(2));
+    assert_eq!(
+        sandbox.state()["tables"]["events"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn retries_run_out_and_the_execution_fails_with_the_tasks_error() {
+    let sandbox = with_flaky_lake(10);
+    let execution = sandbox
+        .execute(read_json(&events_dir().join("sqs/valid.json")), "too-flaky")
+        .await;
+    let failure = execution.result.expect_err("three retries are not enough");
+    assert_eq!(failure.error, "TransientError");
+    assert!(failure.cause.contains("slow down"), "{}", failure.cause);
+    assert!(
+        failure
+            .state
+            .as_deref()
+            .is_some_and(|state| state.ends_with("Store"))
     );
 }
