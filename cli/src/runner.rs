@@ -344,6 +344,9 @@ impl Report {
         }
         let seconds = elapsed.as_secs_f64().max(1e-9);
         let events = self.events_in();
+        if let Some(peak) = peak_resident_mebibytes() {
+            println!("peak memory: {peak:.0} MiB resident");
+        }
         println!();
         println!(
             "{events} events in {:.2} s: {:.0} events/s",
@@ -369,4 +372,12 @@ impl Places {
             outbox: backend.outbox.path().display().to_string(),
         }
     }
+}
+
+/// The process's peak resident set size, from `/proc/self/status` (Linux only).
+fn peak_resident_mebibytes() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kibibytes: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kibibytes / 1024.0)
 }

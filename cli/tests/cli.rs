@@ -402,3 +402,25 @@ fn generated_source_events_run_through_the_pipeline() {
     assert_eq!(numbers[1] + numbers[2], 750, "accepted + rejected: {total}");
     assert!(numbers[2] > 0, "some generated events are invalid: {total}");
 }
+
+#[test]
+fn every_fixture_in_events_runs_through_the_state_machine_without_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = pipeline(dir.path(), &["run", "events"]);
+    assert!(
+        first.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&first.stdout),
+        stderr_of(&first)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains(", 0 failed"), "{stdout}");
+    let replay = pipeline(dir.path(), &["run", "events"]);
+    assert!(replay.status.success(), "{}", stderr_of(&replay));
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        stdout.contains("aggregates:     0 parts applied"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 notifications sent"), "{stdout}");
+}

@@ -1,6 +1,7 @@
 //! The data lake as a folder: `<data dir>/lake/<key>`, written atomically.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use pipeline_domain::StorageError;
@@ -24,14 +25,23 @@ impl FolderLake {
     }
 
     /// Writes to a temporary file beside the target, then renames it over the target, so
-    /// readers see the old object or the new one, never half of one.
+    /// readers see the old object or the new one, never half of one. Each write has its own
+    /// temporary file, so concurrent writers of one key (in this process or another) never
+    /// rename each other's.
     fn write(&self, key: &str, body: &[u8]) -> Result<(), StorageError> {
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         let path = self.root.join(key);
         let operation = || format!("write lake object {key}");
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|error| io_error(operation(), error))?;
         }
-        let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+        let mut temporary = path.clone().into_os_string();
+        temporary.push(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temporary = PathBuf::from(temporary);
         std::fs::write(&temporary, body).map_err(|error| io_error(operation(), error))?;
         std::fs::rename(&temporary, &path).map_err(|error| io_error(operation(), error))
     }
@@ -82,5 +92,43 @@ impl BatchStaging for FolderLake {
             .count();
         std::fs::remove_dir_all(&path).map_err(|error| io_error(operation(), error))?;
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writes_of_one_key_all_succeed_and_leave_one_whole_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = std::sync::Arc::new(FolderLake::new(dir.path().to_path_buf()));
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                let lake = lake.clone();
+                std::thread::spawn(move || {
+                    for round in 0..50 {
+                        let body = format!("writer {writer} round {round}\n").repeat(100);
+                        lake.write("rejected/dt=2023-11-14/bat_same.jsonl", body.as_bytes())
+                            .expect("every write succeeds");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let text =
+            std::fs::read_to_string(dir.path().join("rejected/dt=2023-11-14/bat_same.jsonl"))
+                .unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(
+            text.lines().all(|line| line == first),
+            "one writer's object, whole"
+        );
+        let leftovers = std::fs::read_dir(dir.path().join("rejected/dt=2023-11-14"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 1, "no temporary files are left behind");
     }
 }
