@@ -48,11 +48,20 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".to_owned());
     }
+    // The demo's S3 uploads are its own data: they go under the data directory, never into a
+    // folder of source objects the user keeps (such as the fixtures').
+    let mut config = config.clone();
+    config.objects_dir = config.data_dir.join("objects");
+    let config = &config;
     let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
         .map_err(|error| error.to_string())?;
+    // Many users over six hours, so a batch holds about one event per user, as a real
+    // stream of sessions does (the risk model reads a user's burst within a batch).
     let synth = SynthConfig {
         seed: args.seed,
         invalid_ratio: args.invalid_ratio,
+        users: 20_000,
+        span_millis: 6 * 3_600_000,
         ..SynthConfig::default()
     };
     backend

@@ -216,6 +216,18 @@ fn the_demo_runs_and_reports_throughput() {
     }
     assert!(dir.path().join("pipeline.db").is_file());
     assert!(dir.path().join("outbox/notifications.jsonl").is_file());
+    assert!(
+        dir.path()
+            .join("objects/pipeline-uploads/uploads/synthetic")
+            .is_dir(),
+        "the demo's S3 uploads are written under its data directory"
+    );
+    assert!(
+        !repo_root()
+            .join("events/s3/objects/pipeline-uploads/uploads/synthetic")
+            .exists(),
+        "and never into the fixtures' objects"
+    );
 }
 
 #[test]

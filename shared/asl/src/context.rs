@@ -63,14 +63,19 @@ pub(crate) struct ContextView<'a> {
 }
 
 impl ContextView<'_> {
-    /// Builds the context object as JSON. It copies the execution input, so it is built only
-    /// when a `$$` path is evaluated.
-    pub(crate) fn to_value(&self) -> Value {
+    /// Builds the context object as JSON, only when a `$$` path is evaluated. The execution
+    /// input (up to the payload limit) is copied in only when `with_input` is set.
+    pub(crate) fn to_value(&self, with_input: bool) -> Value {
         let execution = self.execution;
+        let input = if with_input {
+            execution.input.clone()
+        } else {
+            Value::Null
+        };
         let mut context = json!({
             "Execution": {
                 "Id": execution.id,
-                "Input": execution.input,
+                "Input": input,
                 "Name": execution.name,
                 "RoleArn": LOCAL_ROLE_ARN,
                 "StartTime": execution.start_time,
@@ -96,13 +101,32 @@ impl ContextView<'_> {
     }
 }
 
+/// Whether a `$$` path may select the execution input: the whole object, `$$.Execution`,
+/// anything under `$$.Execution.Input`, or any path with wildcards, recursion, filters or
+/// bracket steps (checked conservatively).
+fn may_reach_execution_input(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("$$") else {
+        return true;
+    };
+    if rest.contains(['*', '[', '?']) || rest.contains("..") {
+        return true;
+    }
+    rest.is_empty()
+        || rest == ".Execution"
+        || rest == ".Execution.Input"
+        || rest.starts_with(".Execution.Input.")
+}
+
 /// Everything a payload template, a Choice rule or an intrinsic function evaluates against.
 pub(crate) struct Environment<'a> {
     pub(crate) input: &'a Value,
     pub(crate) context: &'a ContextView<'a>,
     random: &'a Mutex<SplitMix64>,
     entered_event: usize,
+    /// The context object without the execution input, which most `$$` paths do not need.
     context_value: OnceCell<Value>,
+    /// The whole context object, for paths that may reach `$$.Execution.Input`.
+    full_context_value: OnceCell<Value>,
 }
 
 impl<'a> Environment<'a> {
@@ -118,6 +142,7 @@ impl<'a> Environment<'a> {
             random,
             entered_event,
             context_value: OnceCell::new(),
+            full_context_value: OnceCell::new(),
         }
     }
 
@@ -130,7 +155,13 @@ impl<'a> Environment<'a> {
         match path.source {
             PathSource::Data => path.query.select(self.input),
             PathSource::Context => {
-                let context = self.context_value.get_or_init(|| self.context.to_value());
+                let context = if may_reach_execution_input(path.text()) {
+                    self.full_context_value
+                        .get_or_init(|| self.context.to_value(true))
+                } else {
+                    self.context_value
+                        .get_or_init(|| self.context.to_value(false))
+                };
                 path.query.select(context)
             }
         }

@@ -9,6 +9,26 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test]
+async fn context_paths_reach_the_execution_input_only_when_they_name_it() {
+    let definition = single(json!({"Type": "Pass", "Parameters": {
+        "name.$": "$$.State.Name",
+        "input.$": "$$.Execution.Input",
+        "deep.$": "$$.Execution.Input.in",
+        "execution.$": "$$.Execution.Name",
+        "every.$": "$$.Execution.Input.*"
+    }, "End": true}));
+    let machine = common::machine(&definition);
+    let (options, _) = options();
+    let execution = machine
+        .execute(json!({"in": 1}), &FnHandler::echo(), &options)
+        .await;
+    assert_eq!(
+        execution.result.expect("succeeds"),
+        json!({"name": "Only", "input": {"in": 1}, "deep": 1, "execution": "test", "every": [1]})
+    );
+}
+
+#[tokio::test]
 async fn context_object_fields() {
     let definition = single(
         json!({"Type": "Pass", "Parameters": {"context.$": "$$", "name.$": "$$.State.Name"}, "End": true}),

@@ -95,6 +95,13 @@ pub struct IndexFailure {
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
     async fn index(&self, documents: &[SearchDocument]) -> Result<Vec<IndexFailure>, StorageError>;
+
+    /// Whether documents should carry the whole stored event as their `body` (a document
+    /// store such as OpenSearch keeps it; an index of words only does not, and building it
+    /// costs an encoding of every event).
+    fn wants_bodies(&self) -> bool {
+        false
+    }
 }
 
 /// The risk model: scores a whole batch of feature rows in one call.

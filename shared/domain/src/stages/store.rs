@@ -60,6 +60,8 @@ pub struct SearchDocument {
     pub event_id: String,
     /// Words to search: event type, user, device, profile, and the string values in `data`.
     pub text: String,
+    /// The stored event as JSON when the index asked for bodies
+    /// ([`SearchIndex::wants_bodies`](crate::ports::SearchIndex::wants_bodies)), else null.
     pub body: Value,
 }
 
@@ -172,7 +174,11 @@ pub async fn store_batch(
         Some(key)
     };
 
-    let documents: Vec<SearchDocument> = events.iter().map(search_document).collect();
+    let with_bodies = ports.search.wants_bodies();
+    let documents: Vec<SearchDocument> = events
+        .iter()
+        .map(|stored| search_document(stored, with_bodies))
+        .collect();
     let index_failures = ports.search.index(&documents).await?;
 
     let aggregates = match &input.aggregates {
@@ -242,7 +248,7 @@ fn join_scores(
     Ok(stored)
 }
 
-fn search_document(stored: &StoredEvent) -> SearchDocument {
+fn search_document(stored: &StoredEvent, with_body: bool) -> SearchDocument {
     let enriched = &stored.enriched;
     let event = &enriched.event;
     let mut words = vec![event.event_type.clone(), event.user_id.clone()];
@@ -266,7 +272,11 @@ fn search_document(stored: &StoredEvent) -> SearchDocument {
     SearchDocument {
         event_id: event.event_id.clone(),
         text: words.join(" "),
-        body: serde_json::to_value(stored).unwrap_or(Value::Null),
+        body: if with_body {
+            serde_json::to_value(stored).unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        },
     }
 }
 
