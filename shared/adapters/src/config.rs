@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+/// The default of `PIPELINE_PART_EVENTS`.
+pub const DEFAULT_PART_EVENTS: usize = 10_000;
+/// The default of `PIPELINE_INLINE_LIMIT_BYTES`.
+pub const DEFAULT_INLINE_LIMIT_BYTES: usize = 16_384;
+
 /// Which adapters back the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -76,8 +81,12 @@ impl Config {
                 })?,
             };
         let model_path = non_empty(lookup("PIPELINE_MODEL_PATH")).map(PathBuf::from);
-        let part_events = positive(&lookup, "PIPELINE_PART_EVENTS", 10_000)?;
-        let inline_limit_bytes = positive(&lookup, "PIPELINE_INLINE_LIMIT_BYTES", 16_384)?;
+        let part_events = positive(&lookup, "PIPELINE_PART_EVENTS", DEFAULT_PART_EVENTS)?;
+        let inline_limit_bytes = positive(
+            &lookup,
+            "PIPELINE_INLINE_LIMIT_BYTES",
+            DEFAULT_INLINE_LIMIT_BYTES,
+        )?;
         if inline_limit_bytes > 65_536 {
             return Err(ConfigError {
                 variable: "PIPELINE_INLINE_LIMIT_BYTES".to_owned(),

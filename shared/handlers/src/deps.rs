@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use pipeline_adapters::config::{DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_PART_EVENTS};
 use pipeline_adapters::local::LocalBackend;
 use pipeline_adapters::model::OnnxRiskModel;
 use pipeline_adapters::{BackendKind, Config, ConfigError};
@@ -14,10 +15,6 @@ use pipeline_domain::stages::enrich::ProfileCache;
 
 /// Most profiles one warm container keeps.
 const PROFILE_CACHE_ENTRIES: usize = 100_000;
-
-/// The defaults of `PIPELINE_PART_EVENTS` and `PIPELINE_INLINE_LIMIT_BYTES`.
-pub const DEFAULT_PART_EVENTS: usize = 10_000;
-pub const DEFAULT_INLINE_LIMIT_BYTES: usize = 16_384;
 
 /// A source of the current time in milliseconds; fixed in tests so outputs are reproducible.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
