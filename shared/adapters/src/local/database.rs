@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 
 use async_trait::async_trait;
 use pipeline_domain::StorageError;
@@ -18,6 +18,11 @@ use pipeline_domain::stages::inference::RiskLabel;
 use pipeline_domain::stages::store::{SearchDocument, StoredEvent};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// Bumped whenever the tables change shape; a file made by another version is refused with
+/// a message rather than misread.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -61,24 +66,32 @@ CREATE TABLE IF NOT EXISTS sent_notifications (
 CREATE TABLE IF NOT EXISTS search_documents (
     id INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
-    text TEXT NOT NULL
+    text_digest INTEGER NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content='search_documents', content_rowid='id');
-CREATE TRIGGER IF NOT EXISTS search_documents_insert AFTER INSERT ON search_documents BEGIN
-    INSERT INTO search_index(rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS search_documents_delete AFTER DELETE ON search_documents BEGIN
-    INSERT INTO search_index(search_index, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-CREATE TRIGGER IF NOT EXISTS search_documents_update AFTER UPDATE ON search_documents BEGIN
-    INSERT INTO search_index(search_index, rowid, text) VALUES ('delete', old.id, old.text);
-    INSERT INTO search_index(rowid, text) VALUES (new.id, new.text);
-END;
+CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
+/// Connection settings. WAL lets readers run beside the writer; checkpoints are made rarer
+/// than SQLite's default (every 64 MiB of log rather than 4 MiB) because each one copies and
+/// syncs every page written since the last, and the index pages are written over and over.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;";
+
+/// Writes queued while a commit runs are applied together in the next one, up to this many.
+const MAX_WRITES_PER_COMMIT: usize = 256;
+
 /// The SQLite database behind the local tables and the search index.
+///
+/// Writes go to one writer thread that owns a connection and commits whatever writes are
+/// waiting in one transaction (group commit), each write inside its own savepoint so that a
+/// failing write is undone alone. A write's caller hears back only after the commit, so it
+/// sees the same durability as with a transaction of its own, while concurrent executions
+/// share commits, and the SQLite work runs beside the stages instead of inside them. Reads
+/// use a second connection, which WAL lets run while the writer writes.
 pub struct Database {
-    connection: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    writes: Option<mpsc::Sender<Box<dyn Write>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One aggregate row, as read back.
@@ -115,7 +128,7 @@ pub struct TableCounts {
     pub search_documents: usize,
 }
 
-fn classify(operation: &str, error: rusqlite::Error) -> StorageError {
+fn classify(operation: &str, error: &rusqlite::Error) -> StorageError {
     let busy = matches!(
         error.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
@@ -141,52 +154,245 @@ fn now_millis() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
+/// A 64-bit FNV-1a digest of a document's text: a replay that brings the same text leaves
+/// the index alone. Stable across processes and versions, unlike the standard hasher.
+fn text_digest(text: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+fn open_connection(path: &Path, operation: &str) -> Result<Connection, StorageError> {
+    let connection = Connection::open(path).map_err(|error| classify(operation, &error))?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|error| classify(operation, &error))?;
+    connection
+        .execute_batch(PRAGMAS)
+        .map_err(|error| classify(operation, &error))?;
+    Ok(connection)
+}
+
+/// Creates the tables in a new file, and refuses a file whose tables another version made.
+fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageError> {
+    let operation = format!("create the tables in {}", path.display());
+    let fail = |error: rusqlite::Error| classify(&operation, &error);
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(fail)?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tables: i64 = connection
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
+        .map_err(fail)?;
+    if tables > 0 {
+        return Err(StorageError::permanent(
+            operation,
+            format!(
+                "the file holds tables of schema version {version}, and this version of the \
+                 pipeline reads version {SCHEMA_VERSION}; delete the data directory or choose \
+                 another with --data-dir"
+            ),
+        ));
+    }
+    connection
+        .execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(fail)
+}
+
+/// A copy of an error for the writer, which must both stop the group and give the original
+/// to the caller: the code and message are what classification and the caller need.
+fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+/// One write waiting for the writer thread.
+trait Write: Send {
+    /// Does the work inside the open transaction. The error is kept for the caller too.
+    fn apply(&mut self, connection: &Connection) -> rusqlite::Result<()>;
+    /// Forgets the outcome of a transaction that was rolled back, to be applied again.
+    fn reset(&mut self);
+    /// Tells the caller how it ended, once the transaction is over: `failure` is why the
+    /// transaction did not commit, if it did not.
+    fn finish(self: Box<Self>, failure: Option<&rusqlite::Error>);
+}
+
+struct PendingWrite<T, W> {
+    operation: &'static str,
+    work: W,
+    outcome: Option<rusqlite::Result<T>>,
+    reply: oneshot::Sender<Result<T, StorageError>>,
+}
+
+impl<T, W> Write for PendingWrite<T, W>
+where
+    T: Send,
+    W: Fn(&Connection) -> rusqlite::Result<T> + Send,
+{
+    fn apply(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+        let outcome = (self.work)(connection);
+        let result = match &outcome {
+            Ok(_) => Ok(()),
+            Err(error) => Err(copy_error(error)),
+        };
+        self.outcome = Some(outcome);
+        result
+    }
+
+    fn reset(&mut self) {
+        self.outcome = None;
+    }
+
+    fn finish(self: Box<Self>, failure: Option<&rusqlite::Error>) {
+        let operation = self.operation;
+        let result = match (self.outcome, failure) {
+            (Some(Err(error)), _) => Err(classify(operation, &error)),
+            (_, Some(error)) => Err(classify(operation, error)),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(StorageError::permanent(
+                operation,
+                "the write was never applied",
+            )),
+        };
+        // The caller may have gone away (its execution was cancelled); nothing is owed then.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The writer thread: waits for a write, takes every other write already queued, applies
+/// them in one transaction and reports to each caller after the commit. Ends when the
+/// database is dropped.
+///
+/// Writes rarely fail, so a group runs without savepoints (each one would copy every page it
+/// touches into a statement journal). When one write fails the group is rolled back and
+/// every write of it runs again in a transaction of its own, so the failure is its alone.
+fn run_writer(connection: Connection, writes: mpsc::Receiver<Box<dyn Write>>) {
+    while let Ok(first) = writes.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_WRITES_PER_COMMIT {
+            match writes.try_recv() {
+                Ok(write) => group.push(write),
+                Err(_) => break,
+            }
+        }
+        if group.len() > 1 && apply_group(&connection, &mut group).is_err() {
+            roll_back(&connection);
+            for write in &mut group {
+                write.reset();
+            }
+        } else if group.len() > 1 {
+            for write in group {
+                write.finish(None);
+            }
+            continue;
+        }
+        for mut write in group {
+            let failure = apply_group(&connection, std::slice::from_mut(&mut write)).err();
+            if failure.is_some() {
+                roll_back(&connection);
+            }
+            write.finish(failure.as_ref());
+        }
+    }
+}
+
+/// Ends a transaction that failed. It may already be gone (a failed BEGIN); only an open one
+/// matters, so an error here says nothing new.
+fn roll_back(connection: &Connection) {
+    let _ = connection.execute_batch("ROLLBACK");
+}
+
+/// Applies writes in one transaction; the first failing write fails it.
+fn apply_group(connection: &Connection, group: &mut [Box<dyn Write>]) -> rusqlite::Result<()> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    for write in group.iter_mut() {
+        write.apply(connection)?;
+    }
+    connection.execute_batch("COMMIT")
+}
+
 impl Database {
-    /// Opens or creates the database file and its tables.
+    /// Opens or creates the database file and its tables, and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let operation = format!("open database {}", path.display());
-        let connection = Connection::open(path).map_err(|error| classify(&operation, error))?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|error| classify(&operation, error))?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
-            )
-            .map_err(|error| classify(&operation, error))?;
-        connection
-            .execute_batch(SCHEMA)
-            .map_err(|error| classify(&operation, error))?;
+        let writer_connection = open_connection(path, &operation)?;
+        prepare_schema(&writer_connection, path)?;
+        let reader = open_connection(path, &operation)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("pipeline-db-writer".to_owned())
+            .spawn(move || run_writer(writer_connection, receiver))
+            .map_err(|error| StorageError::permanent(operation, error))?;
         Ok(Self {
-            connection: Mutex::new(connection),
+            reader: Mutex::new(reader),
+            writes: Some(sender),
+            writer: Some(writer),
         })
     }
 
-    /// Runs `work` in one transaction on the connection. Work is short and local, so it runs
-    /// on the calling thread rather than a blocking pool.
-    fn transaction<T>(
+    /// Queues `work` for the writer thread and waits until its transaction is over. `work`
+    /// may run twice: a second time alone if another write of its group failed.
+    async fn write<T, W>(&self, operation: &'static str, work: W) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        W: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let stopped = || StorageError::permanent(operation, "the database writer has stopped");
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingWrite {
+            operation,
+            work,
+            outcome: None,
+            reply,
+        };
+        self.writes
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Box::new(pending))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `work` in one transaction on the reading connection. Reads are short and local,
+    /// so they run on the calling thread rather than a blocking pool.
+    fn read<T>(
         &self,
         operation: &str,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, StorageError> {
         let mut connection = self
-            .connection
+            .reader
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let transaction = connection
             .transaction()
-            .map_err(|error| classify(operation, error))?;
-        let value = work(&transaction).map_err(|error| classify(operation, error))?;
+            .map_err(|error| classify(operation, &error))?;
+        let value = work(&transaction).map_err(|error| classify(operation, &error))?;
         transaction
             .commit()
-            .map_err(|error| classify(operation, error))?;
+            .map_err(|error| classify(operation, &error))?;
         Ok(value)
     }
 
     /// Inserts or replaces profiles (the local stand-in for loading the profiles table).
+    /// A bulk load outside any execution, so it writes through the reading connection in a
+    /// transaction of its own; SQLite serialises it with the writer thread's commits.
     pub fn put_profiles(&self, profiles: &[UserProfile]) -> Result<usize, StorageError> {
-        self.transaction("put profiles", |tx| {
+        self.read("put profiles", |tx| {
             let mut statement = tx.prepare_cached(
                 "INSERT OR REPLACE INTO profiles (user_id, body) VALUES (?1, ?2)",
             )?;
@@ -200,7 +406,7 @@ impl Database {
 
     /// The ids among `ids` that were never sent.
     pub fn unsent_notifications(&self, ids: &[&str]) -> Result<HashSet<String>, StorageError> {
-        self.transaction("read sent notifications", |tx| {
+        self.read("read sent notifications", |tx| {
             let mut statement =
                 tx.prepare_cached("SELECT 1 FROM sent_notifications WHERE id = ?1")?;
             let mut unsent = HashSet::new();
@@ -218,22 +424,23 @@ impl Database {
     }
 
     /// Records notification ids as sent.
-    pub fn record_notifications(&self, ids: &[&str]) -> Result<(), StorageError> {
+    pub async fn record_notifications(&self, ids: Vec<String>) -> Result<(), StorageError> {
         let sent_at = now_millis();
-        self.transaction("record sent notifications", |tx| {
-            let mut statement = tx.prepare_cached(
+        self.write("record sent notifications", move |connection| {
+            let mut statement = connection.prepare_cached(
                 "INSERT OR IGNORE INTO sent_notifications (id, sent_at) VALUES (?1, ?2)",
             )?;
-            for id in ids {
+            for id in &ids {
                 statement.execute(params![id, sent_at])?;
             }
             Ok(())
         })
+        .await
     }
 
     /// Event ids whose document matches an FTS5 query, best first.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<String>, StorageError> {
-        self.transaction("search", |tx| {
+        self.read("search", |tx| {
             let mut statement = tx.prepare_cached(
                 "SELECT d.event_id FROM search_index JOIN search_documents d ON d.id = search_index.rowid \
                  WHERE search_index MATCH ?1 ORDER BY rank LIMIT ?2",
@@ -245,7 +452,7 @@ impl Database {
 
     /// How many rows the main tables hold, cheaply, for summaries.
     pub fn counts(&self) -> Result<TableCounts, StorageError> {
-        self.transaction("count rows", |tx| {
+        self.read("count rows", |tx| {
             let count = |table: &str| count_rows(tx, table);
             Ok(TableCounts {
                 events: count("events")?,
@@ -258,7 +465,7 @@ impl Database {
 
     /// The logical content of every table.
     pub fn snapshot(&self) -> Result<TableSnapshot, StorageError> {
-        self.transaction("snapshot", |tx| {
+        self.read("snapshot", |tx| {
             let mut events = BTreeMap::new();
             let mut statement = tx.prepare("SELECT event_id, body FROM events")?;
             let mut rows = statement.query([])?;
@@ -297,53 +504,101 @@ impl Database {
     }
 }
 
-#[async_trait]
-impl EventTable for Database {
-    async fn put_events(&self, events: &[StoredEvent]) -> Result<(), StorageError> {
-        self.transaction("put events", |tx| {
-            let mut statement = tx.prepare_cached(
-                "INSERT OR REPLACE INTO events \
-                 (event_id, user_id, event_type, timestamp_ms, dt, hour, risk_score, risk_label, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for stored in events {
-                let event = &stored.enriched.event;
-                let label = stored.risk.as_ref().map(|risk| match risk.label {
-                    RiskLabel::High => "high",
-                    RiskLabel::Low => "low",
-                });
-                statement.execute(params![
-                    event.event_id,
-                    event.user_id,
-                    event.event_type,
-                    event.timestamp_millis(),
-                    stored.enriched.partition.dt,
-                    stored.enriched.partition.hour,
-                    stored.risk.as_ref().map(|risk| f64::from(risk.score)),
-                    label,
-                    serde_json::to_string(stored).unwrap_or_default(),
-                ])?;
-            }
-            Ok(())
+impl Drop for Database {
+    /// Closes the queue and waits for the writer to finish what it holds, so a database
+    /// opened again on the same file sees every write that was answered.
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take() {
+            // A writer that panicked has already failed its callers; there is nothing to add.
+            let _ = writer.join();
+        }
+    }
+}
+
+/// An event row, encoded on the caller's thread so the writer only writes.
+struct EventRow {
+    event_id: String,
+    user_id: String,
+    event_type: String,
+    timestamp_millis: f64,
+    dt: String,
+    hour: String,
+    risk_score: Option<f64>,
+    risk_label: Option<&'static str>,
+    body: String,
+}
+
+impl EventRow {
+    fn of(stored: &StoredEvent) -> Result<Self, StorageError> {
+        let event = &stored.enriched.event;
+        let body = serde_json::to_string(stored)
+            .map_err(|error| StorageError::permanent("encode an event row", error))?;
+        Ok(Self {
+            event_id: event.event_id.clone(),
+            user_id: event.user_id.clone(),
+            event_type: event.event_type.clone(),
+            timestamp_millis: event.timestamp_millis(),
+            dt: stored.enriched.partition.dt.clone(),
+            hour: stored.enriched.partition.hour.clone(),
+            risk_score: stored.risk.as_ref().map(|risk| f64::from(risk.score)),
+            risk_label: stored.risk.as_ref().map(|risk| match risk.label {
+                RiskLabel::High => "high",
+                RiskLabel::Low => "low",
+            }),
+            body,
         })
     }
 }
 
 #[async_trait]
+impl EventTable for Database {
+    async fn put_events(&self, events: &[StoredEvent]) -> Result<(), StorageError> {
+        let rows = events
+            .iter()
+            .map(EventRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write("put events", move |connection| {
+            let mut statement = connection.prepare_cached(
+                "INSERT OR REPLACE INTO events \
+                 (event_id, user_id, event_type, timestamp_ms, dt, hour, risk_score, risk_label, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for row in &rows {
+                statement.execute(params![
+                    row.event_id,
+                    row.user_id,
+                    row.event_type,
+                    row.timestamp_millis,
+                    row.dt,
+                    row.hour,
+                    row.risk_score,
+                    row.risk_label,
+                    row.body,
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl AggregateTable for Database {
-    /// One transaction: the batch id is claimed first; if it was already there nothing else
+    /// One write: the batch id is claimed first; if it was already there nothing else
     /// happens. Counters are added; a membership new to its window adds one distinct user.
     async fn apply_once(&self, deltas: &AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
         let applied_at = now_millis();
-        self.transaction("apply aggregate deltas", |tx| {
-            let claimed = tx.execute(
+        let deltas = deltas.clone();
+        self.write("apply aggregate deltas", move |connection| {
+            let claimed = connection.execute(
                 "INSERT OR IGNORE INTO applied_batches (batch_id, applied_at) VALUES (?1, ?2)",
                 params![deltas.batch_id, applied_at],
             )?;
             if claimed == 0 {
                 return Ok(ApplyOutcome::AlreadyApplied);
             }
-            let mut add = tx.prepare_cached(
+            let mut add = connection.prepare_cached(
                 "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
                  VALUES (?1, ?2, ?3, ?4, 0) \
                  ON CONFLICT (scope, window_start) DO UPDATE SET \
@@ -352,10 +607,10 @@ impl AggregateTable for Database {
             for counter in &deltas.counters {
                 add.execute(params![counter.scope, counter.window_start, counter.count as i64, counter.amount_sum])?;
             }
-            let mut member = tx.prepare_cached(
+            let mut member = connection.prepare_cached(
                 "INSERT OR IGNORE INTO window_members (scope, window_start, user_id) VALUES (?1, ?2, ?3)",
             )?;
-            let mut distinct = tx.prepare_cached(
+            let mut distinct = connection.prepare_cached(
                 "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
                  VALUES (?1, ?2, 0, 0, 1) \
                  ON CONFLICT (scope, window_start) DO UPDATE SET distinct_users = distinct_users + 1",
@@ -367,6 +622,7 @@ impl AggregateTable for Database {
             }
             Ok(ApplyOutcome::Applied)
         })
+        .await
     }
 }
 
@@ -376,7 +632,7 @@ impl ProfileTable for Database {
         &self,
         user_ids: &[String],
     ) -> Result<HashMap<String, UserProfile>, StorageError> {
-        self.transaction("get profiles", |tx| {
+        self.read("get profiles", |tx| {
             let mut statement =
                 tx.prepare_cached("SELECT body FROM profiles WHERE user_id = ?1")?;
             let mut found = HashMap::new();
@@ -395,20 +651,181 @@ impl ProfileTable for Database {
     }
 }
 
-/// The local index keeps each document's searchable text; the event itself is in the events
-/// table under the same event id, so it is not stored twice.
+/// The local index keeps words only (a contentless FTS5 table) and, per event id, the
+/// digest of the text it indexed; the event itself is in the events table under the same
+/// event id, so it is not stored twice. A document whose text did not change since it was
+/// indexed (a replay) costs one lookup; a changed one is deleted and indexed again.
 #[async_trait]
 impl SearchIndex for Database {
     async fn index(&self, documents: &[SearchDocument]) -> Result<Vec<IndexFailure>, StorageError> {
-        self.transaction("index documents", |tx| {
-            let mut statement = tx.prepare_cached(
-                "INSERT INTO search_documents (event_id, text) VALUES (?1, ?2) \
-                 ON CONFLICT (event_id) DO UPDATE SET text = excluded.text",
+        let documents: Vec<(String, String, i64)> = documents
+            .iter()
+            .map(|document| {
+                let digest = text_digest(&document.text);
+                (document.event_id.clone(), document.text.clone(), digest)
+            })
+            .collect();
+        self.write("index documents", move |connection| {
+            let mut known = connection.prepare_cached(
+                "SELECT id, text_digest FROM search_documents WHERE event_id = ?1",
             )?;
-            for document in documents {
-                statement.execute(params![document.event_id, document.text])?;
+            let mut add = connection.prepare_cached(
+                "INSERT INTO search_documents (event_id, text_digest) VALUES (?1, ?2)",
+            )?;
+            let mut change = connection
+                .prepare_cached("UPDATE search_documents SET text_digest = ?2 WHERE id = ?1")?;
+            let mut unindex =
+                connection.prepare_cached("DELETE FROM search_index WHERE rowid = ?1")?;
+            let mut index = connection
+                .prepare_cached("INSERT INTO search_index (rowid, text) VALUES (?1, ?2)")?;
+            for (event_id, text, digest) in &documents {
+                let previous: Option<(i64, i64)> = known
+                    .query_row(params![event_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let id = match previous {
+                    Some((_, indexed)) if indexed == *digest => continue,
+                    Some((id, _)) => {
+                        unindex.execute(params![id])?;
+                        change.execute(params![id, digest])?;
+                        id
+                    }
+                    None => {
+                        add.execute(params![event_id, digest])?;
+                        connection.last_insert_rowid()
+                    }
+                };
+                index.execute(params![id, text])?;
             }
             Ok(Vec::new())
         })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(event_id: &str, text: &str) -> SearchDocument {
+        SearchDocument {
+            event_id: event_id.to_owned(),
+            text: text.to_owned(),
+            body: serde_json::Value::Null,
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Database {
+        Database::open(&dir.path().join("pipeline.db")).expect("the database opens")
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_among_the_writes_committed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        // The first write holds the writer, so the next three queue up and form one group.
+        let hold = database.write("hold the writer", |_| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok(())
+        });
+        let good = |id: &'static str| {
+            database.write("record", move |connection| {
+                connection.execute(
+                    "INSERT INTO sent_notifications (id, sent_at) VALUES (?1, 0)",
+                    params![id],
+                )
+            })
+        };
+        let bad = database.write("write to a missing table", |connection| {
+            connection.execute("INSERT INTO no_such_table VALUES (1)", [])
+        });
+        let (held, first, failed, second) = tokio::join!(hold, good("before"), bad, good("after"));
+        held.unwrap();
+        assert_eq!(first.unwrap(), 1);
+        assert_eq!(second.unwrap(), 1);
+        let error = failed.unwrap_err();
+        assert!(error.to_string().contains("no_such_table"), "{error}");
+        assert_eq!(
+            database.snapshot().unwrap().sent_notifications,
+            vec!["after".to_owned(), "before".to_owned()]
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_all_land_and_a_reopened_file_sees_them() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let database = std::sync::Arc::new(open(&dir));
+            let mut tasks = Vec::new();
+            for task in 0..8 {
+                let database = database.clone();
+                tasks.push(tokio::spawn(async move {
+                    for number in 0..25 {
+                        let ids = vec![format!("n-{task}-{number}")];
+                        database.record_notifications(ids).await.unwrap();
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+        let database = open(&dir);
+        assert_eq!(database.snapshot().unwrap().sent_notifications.len(), 200);
+    }
+
+    #[tokio::test]
+    async fn the_index_finds_words_and_follows_changed_text_without_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        database
+            .index(&[
+                document("evt-1", "login user-00001 smartphone Android"),
+                document("evt-2", "purchase user-00002 pc Windows EUR"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(database.search("android", 10).unwrap(), vec!["evt-1"]);
+        assert_eq!(
+            database.search("\"user-00002\"", 10).unwrap(),
+            vec!["evt-2"]
+        );
+
+        // A replay brings the same text: nothing changes.
+        database
+            .index(&[document("evt-1", "login user-00001 smartphone Android")])
+            .await
+            .unwrap();
+        assert_eq!(database.search("android", 10).unwrap(), vec!["evt-1"]);
+
+        // New text replaces the old words of that event only.
+        database
+            .index(&[document("evt-1", "logout user-00001 tablet iOS")])
+            .await
+            .unwrap();
+        assert!(database.search("android", 10).unwrap().is_empty());
+        assert_eq!(database.search("tablet", 10).unwrap(), vec!["evt-1"]);
+        assert_eq!(database.search("windows", 10).unwrap(), vec!["evt-2"]);
+        assert_eq!(database.counts().unwrap().search_documents, 2);
+    }
+
+    #[test]
+    fn a_file_with_tables_of_another_schema_version_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT);")
+            .unwrap();
+        let error = Database::open(&path).err().expect("the file is refused");
+        let message = error.to_string();
+        assert!(message.contains("schema version 0"), "{message}");
+        assert!(message.contains("--data-dir"), "{message}");
+    }
+
+    #[test]
+    fn text_digests_are_stable_and_tell_texts_apart() {
+        assert_eq!(text_digest(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+        assert_eq!(text_digest("login"), text_digest("login"));
+        assert_ne!(text_digest("login"), text_digest("logout"));
     }
 }

@@ -69,8 +69,8 @@ impl Notifier for Outbox {
             file.write_all(&lines)
                 .map_err(|error| io_error(operation(), error))?;
         }
-        let sent: Vec<&str> = fresh.iter().map(|n| n.id.as_str()).collect();
-        self.database.record_notifications(&sent)?;
+        let sent: Vec<String> = fresh.iter().map(|n| n.id.clone()).collect();
+        self.database.record_notifications(sent).await?;
         Ok(fresh.len())
     }
 }
