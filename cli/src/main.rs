@@ -19,6 +19,7 @@ use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::synth::{SynthConfig, generate};
 use pipeline_handlers::deps::system_clock;
+use pipeline_handlers::direct::process_direct;
 use pipeline_handlers::logging::init_json_logs_to_stderr;
 use pipeline_handlers::orchestrator::Orchestrator;
 use pipeline_handlers::{Dependencies, Stage, invoke};
@@ -53,6 +54,14 @@ enum Command {
     Invoke {
         /// validate, enrich, aggregate, inference or store.
         stage: Stage,
+        /// The event file, or - for standard input.
+        #[arg(long)]
+        event: String,
+    },
+    /// Handle an SQS, Kinesis or DynamoDB Streams event as the `ingest` function does when
+    /// triggered directly: the whole pipeline in-process, then print the partial batch
+    /// response (the records Lambda would retry).
+    Trigger {
         /// The event file, or - for standard input.
         #[arg(long)]
         event: String,
@@ -148,6 +157,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|error| error.to_string())?;
             print_json(&output)
+        }
+        Command::Trigger { event } => {
+            let event = read_event(&event)?;
+            let deps = Arc::new(
+                Dependencies::from_config(&config, system_clock())
+                    .map_err(|error| format!("ConfigError: {error}"))?,
+            );
+            let orchestrator =
+                Orchestrator::pipeline(deps.clone()).map_err(|error| error.to_string())?;
+            let options = ExecutionOptions {
+                name: format!("trigger-{}", chrono::Utc::now().timestamp_millis()),
+                ..ExecutionOptions::default()
+            };
+            let response = process_direct(&orchestrator, &deps, event, &options)
+                .await
+                .map_err(|error| error.to_string())?;
+            print_json(&serde_json::to_value(response).map_err(|error| error.to_string())?)
         }
         Command::Run(args) => match (args.definition, args.input) {
             (Some(definition), Some(input)) => run_definition(&config, &definition, &input).await,

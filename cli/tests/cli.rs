@@ -49,6 +49,25 @@ fn invoke_prints_the_handlers_json_output() {
 }
 
 #[test]
+fn trigger_prints_the_partial_batch_response_and_stores_the_good_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = pipeline(
+        dir.path(),
+        &["trigger", "--event", "events/kinesis/poisoned.json"],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(value, serde_json::json!({"batchItemFailures": []}));
+    // The three good records are stored; the poisoned one is quarantined.
+    let rejected = dir.path().join("lake").join("rejected");
+    assert_eq!(std::fs::read_dir(rejected).unwrap().count(), 1);
+
+    let refused = pipeline(dir.path(), &["trigger", "--event", "events/sns/valid.json"]);
+    assert!(!refused.status.success());
+    assert!(stderr_of(&refused).contains("SQS, Kinesis or DynamoDB Streams"));
+}
+
+#[test]
 fn a_handler_error_is_one_line_on_stderr_and_a_failure_exit() {
     let dir = tempfile::tempdir().unwrap();
     let output = pipeline(
@@ -243,11 +262,11 @@ fn run_sends_files_and_folders_through_the_state_machine_and_a_replay_changes_no
     assert!(first.status.success(), "{}", stderr_of(&first));
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(
-        stdout.contains("executions: 3 processed, 1 quarantined"),
+        stdout.contains("executions: 4 processed, 1 quarantined"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("events table:   16 events written"),
+        stdout.contains("events table:   18 events written"),
         "{stdout}"
     );
     assert!(stdout.contains("quarantine:"), "{stdout}");
@@ -265,7 +284,7 @@ fn run_sends_files_and_folders_through_the_state_machine_and_a_replay_changes_no
     assert!(replay.status.success(), "{}", stderr_of(&replay));
     let stdout = String::from_utf8_lossy(&replay.stdout);
     assert!(
-        stdout.contains("aggregates:     0 parts applied, 3 already applied before"),
+        stdout.contains("aggregates:     0 parts applied, 4 already applied before"),
         "{stdout}"
     );
 }

@@ -229,7 +229,7 @@ fn validation_failure(failure: ValidationFailure) -> HandlerError {
 }
 
 /// The first [`RAW_EXCERPT_BYTES`] of a value's JSON, without encoding the rest.
-fn json_excerpt(value: &Value) -> String {
+pub(crate) fn json_excerpt(value: &Value) -> String {
     struct Limited(Vec<u8>);
     impl std::io::Write for Limited {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -394,7 +394,7 @@ async fn run_store(deps: &Dependencies, event: Value) -> Result<Value, HandlerEr
     })
 }
 
-fn store_ports(deps: &Dependencies) -> StorePorts<'_> {
+pub(crate) fn store_ports(deps: &Dependencies) -> StorePorts<'_> {
     StorePorts {
         events: deps.events.as_ref(),
         aggregates: deps.aggregates.as_ref(),

@@ -1,10 +1,13 @@
 //! The Lambda handlers: each translates its JSON input, calls the domain, translates out.
 //!
-//! Shared by the five function binaries (through [`lambda::serve`]) and by the `pipeline`
-//! command (through [`invoke::invoke`]), so what runs locally is what runs deployed.
+//! Shared by the five stage functions (through [`lambda::serve`]), the direct-trigger
+//! function `ingest` (through [`lambda::serve_direct`]) and the `pipeline` command (through
+//! [`invoke::invoke`] and [`direct::process_direct`]), so what runs locally is what runs
+//! deployed.
 
 pub mod carried;
 pub mod deps;
+pub mod direct;
 pub mod error;
 pub mod invoke;
 pub mod lambda;

@@ -71,11 +71,12 @@ CREATE TABLE IF NOT EXISTS search_documents (
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
-/// Connection settings. WAL lets readers run beside the writer; checkpoints are made rarer
-/// than SQLite's default (every 64 MiB of log rather than 4 MiB) because each one copies and
-/// syncs every page written since the last, and the index pages are written over and over.
+/// Connection settings: 16 MiB of page cache, and WAL, which lets readers run beside the
+/// writer. Checkpoints are made rarer than SQLite's default (every 64 MiB of log rather than
+/// 4 MiB) because each one copies and syncs every page written since the last, and index
+/// pages are written over and over.
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;";
+     PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;";
 
 /// Writes queued while a commit runs are applied together in the next one, up to this many.
 const MAX_WRITES_PER_COMMIT: usize = 256;
@@ -332,6 +333,11 @@ impl Database {
         let writer_connection = open_connection(path, &operation)?;
         prepare_schema(&writer_connection, path)?;
         let reader = open_connection(path, &operation)?;
+        // The writer's cache holds the pages it writes; the reader's holds profiles and
+        // sent-notification ids, and two large caches would cost memory for nothing.
+        reader
+            .execute_batch("PRAGMA cache_size = -8192;")
+            .map_err(|error| classify(&operation, &error))?;
         let (sender, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("pipeline-db-writer".to_owned())

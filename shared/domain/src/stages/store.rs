@@ -143,12 +143,32 @@ pub async fn store_batch(
 
     ports.events.put_events(&events).await?;
 
+    // What needs the events in batch order is built first; then the events move into their
+    // partitions, so that a batch is held once, not twice.
+    let with_bodies = ports.search.wants_bodies();
+    let documents: Vec<SearchDocument> = events
+        .iter()
+        .map(|stored| search_document(stored, with_bodies))
+        .collect();
+    let high_risk: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|event| {
+            event
+                .risk
+                .as_ref()
+                .is_some_and(|risk| risk.label == RiskLabel::High)
+        })
+        .collect();
+    let high_risk_events = high_risk.len();
+    let high_risk_notice =
+        (!high_risk.is_empty()).then(|| high_risk_notification(&input.batch_id, &high_risk));
+    let events_written = events.len();
     let mut partitions: BTreeMap<Partition, Vec<StoredEvent>> = BTreeMap::new();
-    for event in &events {
+    for event in events {
         partitions
             .entry(event.enriched.partition.clone())
             .or_default()
-            .push(event.clone());
+            .push(event);
     }
     let mut lake_objects = Vec::with_capacity(partitions.len());
     for (partition, rows) in &partitions {
@@ -174,11 +194,6 @@ pub async fn store_batch(
         Some(key)
     };
 
-    let with_bodies = ports.search.wants_bodies();
-    let documents: Vec<SearchDocument> = events
-        .iter()
-        .map(|stored| search_document(stored, with_bodies))
-        .collect();
     let index_failures = ports.search.index(&documents).await?;
 
     let aggregates = match &input.aggregates {
@@ -186,15 +201,6 @@ pub async fn store_batch(
         None => None,
     };
 
-    let high_risk: Vec<&StoredEvent> = events
-        .iter()
-        .filter(|event| {
-            event
-                .risk
-                .as_ref()
-                .is_some_and(|risk| risk.label == RiskLabel::High)
-        })
-        .collect();
     let mut notifications = Vec::new();
     if !input.rejected.is_empty() {
         notifications.push(rejected_notification(
@@ -203,9 +209,7 @@ pub async fn store_batch(
             quarantine_object.as_deref(),
         ));
     }
-    if !high_risk.is_empty() {
-        notifications.push(high_risk_notification(&input.batch_id, &high_risk));
-    }
+    notifications.extend(high_risk_notice);
     let notifications_sent = if notifications.is_empty() {
         0
     } else {
@@ -214,11 +218,11 @@ pub async fn store_batch(
 
     Ok(StoreReport {
         batch_id: input.batch_id,
-        events_written: events.len(),
+        events_written,
         aggregates,
         lake_objects,
         quarantine_object,
-        high_risk_events: high_risk.len(),
+        high_risk_events,
         notifications_sent,
         documents_indexed: documents.len() - index_failures.len(),
         index_failures,
