@@ -362,10 +362,16 @@ fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Strin
     Ok(())
 }
 
+/// Prints `value` as pretty JSON. A reader that stops early (`| head`) is not an error.
 fn print_json(value: &Value) -> Result<(), String> {
+    use std::io::Write;
     let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
-    println!("{text}");
-    Ok(())
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {error}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn read_event(source: &str) -> Result<Value, String> {

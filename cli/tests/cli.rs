@@ -68,6 +68,23 @@ fn trigger_prints_the_partial_batch_response_and_stores_the_good_records() {
 }
 
 #[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // As `pipeline invoke ... | head -c 100` does: the pipe is closed before the output.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(dir.path())
+        .args(["invoke", "validate", "--event", "events/sqs/valid.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn a_handler_error_is_one_line_on_stderr_and_a_failure_exit() {
     let dir = tempfile::tempdir().unwrap();
     let output = pipeline(
