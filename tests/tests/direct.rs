@@ -232,3 +232,23 @@ async fn other_events_are_refused_with_what_a_direct_trigger_takes() {
         error.message
     );
 }
+
+#[tokio::test]
+async fn a_fifo_queue_reports_the_first_failed_message_and_every_one_after_it() {
+    let sandbox = failing_for("user-stuck", true);
+    let mut event = with_user_at("sqs", 1, "user-stuck");
+    for record in event["Records"].as_array_mut().unwrap() {
+        record["eventSourceARN"] =
+            Value::from("arn:aws:sqs:eu-west-1:123456789012:pipeline-events.fifo");
+    }
+    let response = trigger(&sandbox, event).await;
+    assert_eq!(
+        failures(&response),
+        vec![
+            "7c1d2e3f-0000-4000-8000-000000000001",
+            "7c1d2e3f-0000-4000-8000-000000000002",
+        ]
+    );
+    // Only the message before the failure was processed.
+    assert_eq!(stored_users(&sandbox), vec!["user-00042"]);
+}

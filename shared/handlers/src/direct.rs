@@ -14,6 +14,9 @@
 //! - Kinesis and DynamoDB Streams are ordered: Lambda retries from the first failed sequence
 //!   number on, so only that one is reported, and the records after it are not processed
 //!   until then.
+//! - An SQS FIFO queue (its ARN ends in `.fifo`) is ordered too, but Lambda retries exactly
+//!   the messages reported: the first failed message and every message after it are
+//!   reported, none of them processed, so that no message overtakes an earlier one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,14 +68,41 @@ fn is_retryable(failure: &ExecutionFailure) -> bool {
     RETRYABLE_ERRORS.contains(&failure.error.as_str())
 }
 
-/// The kinds of event a direct trigger takes, whether their records are ordered, and where a
-/// record keeps the identifier Lambda expects back.
-fn trigger_of(kind: SourceKind) -> Option<(bool, &'static str)> {
+/// How a source wants failures reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Any record may be retried alone (a standard SQS queue).
+    None,
+    /// Lambda retries from the first failed sequence number on (Kinesis, DynamoDB Streams).
+    FromFirstFailure,
+    /// Lambda retries the messages reported, which must then be the first failed one and
+    /// all after it (an SQS FIFO queue).
+    FirstFailureAndAfter,
+}
+
+/// The kinds of event a direct trigger takes, and where a record keeps the identifier Lambda
+/// expects back.
+fn trigger_of(kind: SourceKind) -> Option<&'static str> {
     match kind {
-        SourceKind::Sqs => Some((false, "/messageId")),
-        SourceKind::Kinesis => Some((true, "/kinesis/sequenceNumber")),
-        SourceKind::DynamodbStream => Some((true, "/dynamodb/SequenceNumber")),
+        SourceKind::Sqs => Some("/messageId"),
+        SourceKind::Kinesis => Some("/kinesis/sequenceNumber"),
+        SourceKind::DynamodbStream => Some("/dynamodb/SequenceNumber"),
         _ => None,
+    }
+}
+
+fn order_of(kind: SourceKind, records: &[Record]) -> Order {
+    let fifo = records.first().is_some_and(|record| {
+        record
+            .value
+            .get("eventSourceARN")
+            .and_then(Value::as_str)
+            .is_some_and(|arn| arn.ends_with(".fifo"))
+    });
+    match kind {
+        SourceKind::Sqs if fifo => Order::FirstFailureAndAfter,
+        SourceKind::Sqs => Order::None,
+        _ => Order::FromFirstFailure,
     }
 }
 
@@ -99,7 +129,7 @@ pub async fn process_direct(
         )
     };
     let kind = detect(&event).map_err(|_| not_a_trigger("is of no known shape"))?;
-    let (ordered, identifier_at) =
+    let identifier_at =
         trigger_of(kind).ok_or_else(|| not_a_trigger(&format!("is {}", kind.as_str())))?;
     let Value::Object(mut envelope) = event else {
         return Err(not_a_trigger("is not an object"));
@@ -125,17 +155,22 @@ pub async fn process_direct(
             value,
         });
     }
+    let order = order_of(kind, &records);
     let run = Run {
         orchestrator,
         deps,
         options,
         envelope: &envelope,
         kind,
-        ordered,
+        ordered: order != Order::None,
     };
     let mut failed = run.settle(&records).await;
-    if ordered {
-        failed.truncate(1);
+    match (order, failed.first().map(|record| record.index)) {
+        (Order::FromFirstFailure, Some(_)) => failed.truncate(1),
+        (Order::FirstFailureAndAfter, Some(first)) => {
+            failed = records[first..].iter().collect();
+        }
+        _ => {}
     }
     info!(
         source = kind.as_str(),
