@@ -29,7 +29,10 @@ pub struct Finished {
 }
 
 /// Runs every input through `orchestrator`, at most `concurrency` at a time, calling
-/// `on_finished` in completion order. Staged batches of a finished execution are removed.
+/// `on_finished` in completion order. Staged batches are removed once every execution has
+/// ended: two executions of the same events (a batch delivered again while the first
+/// delivery runs) have the same batch ids, so the same staged objects, and the first to end
+/// must not take them from the other.
 pub async fn run_all(
     orchestrator: Arc<Orchestrator>,
     deps: Arc<Dependencies>,
@@ -41,7 +44,6 @@ pub async fn run_all(
     let started = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
     let mut finished = futures_util::stream::iter(inputs.enumerate().map(|(number, input)| {
         let orchestrator = orchestrator.clone();
-        let deps = deps.clone();
         let name = format!("local-{started}-{number:06}");
         tokio::spawn(async move {
             let options = ExecutionOptions {
@@ -49,15 +51,18 @@ pub async fn run_all(
                 ..ExecutionOptions::default()
             };
             let execution = orchestrator.execute(input.event, &options).await;
-            remove_staged(&deps, &execution).await;
             (input.label, input.events, execution)
         })
     }))
     .buffer_unordered(concurrency.max(1));
+    let mut staged_batches = std::collections::BTreeSet::new();
     while let Some(joined) = finished.next().await {
         match joined {
             Ok((label, events, execution)) => {
                 progress.inc(events);
+                if let Ok(output) = &execution.result {
+                    staged_batches.extend(batch_ids_of(output));
+                }
                 on_finished(Finished { label, execution });
             }
             Err(error) => on_finished(Finished {
@@ -74,26 +79,33 @@ pub async fn run_all(
             }),
         }
     }
+    remove_staged(&deps, staged_batches).await;
 }
 
-/// The staged objects of a finished execution are scratch: removed as S3's lifecycle rule
-/// would remove them.
-async fn remove_staged(deps: &Dependencies, execution: &Execution) {
-    if let Ok(output) = &execution.result {
-        remove_staged_of(deps, output).await;
+/// The batch and part ids an execution's output names.
+fn batch_ids_of(output: &Value) -> Vec<String> {
+    let mut batches: Vec<String> = output["batchId"]
+        .as_str()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    for part in output["parts"].as_array().into_iter().flatten() {
+        batches.extend(part["batchId"].as_str().map(str::to_owned));
+    }
+    batches
+}
+
+/// Staged objects are scratch: removed as S3's lifecycle rule would remove them.
+async fn remove_staged(deps: &Dependencies, batches: impl IntoIterator<Item = String>) {
+    for batch in batches {
+        // Scratch that stays behind is only disk space; the run's outcome does not depend on it.
+        let _ = deps.staging.delete_staged(&staging_prefix(&batch)).await;
     }
 }
 
 /// Removes the staged objects of the batch and parts an execution's output names.
 pub async fn remove_staged_of(deps: &Dependencies, output: &Value) {
-    let mut batches: Vec<&str> = output["batchId"].as_str().into_iter().collect();
-    for part in output["parts"].as_array().into_iter().flatten() {
-        batches.extend(part["batchId"].as_str());
-    }
-    for batch in batches {
-        // Scratch that stays behind is only disk space; the run's outcome does not depend on it.
-        let _ = deps.staging.delete_staged(&staging_prefix(batch)).await;
-    }
+    remove_staged(deps, batch_ids_of(output)).await;
 }
 
 /// Runs `inputs` with a progress bar over `total` units (`unit` names them), then prints the

@@ -405,6 +405,47 @@ fn a_definition_that_cannot_run_locally_is_refused_before_it_runs() {
 }
 
 #[test]
+fn the_same_batch_running_twice_at_once_keeps_its_staged_parts_until_both_end() {
+    // A queue can deliver a batch again while the first delivery is still running: both
+    // executions have the same batch id, so the same staged objects.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("generated");
+    let objects = dir.path().join("objects");
+    let generated = command(dir.path())
+        .env("PIPELINE_OBJECTS_DIR", &objects)
+        .args(["generate", "--events", "3000", "--batch-size", "3000"])
+        .args(["--source", "s3", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", stderr_of(&generated));
+    let file = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = file.to_str().unwrap();
+    let copies = [file; 8];
+    let output = command(dir.path())
+        .env("PIPELINE_OBJECTS_DIR", &objects)
+        .env("PIPELINE_PART_EVENTS", "500")
+        .env("PIPELINE_INLINE_LIMIT_BYTES", "1024")
+        .args(["run", "--concurrency", "8"])
+        .args(copies)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", stderr_of(&output));
+    assert!(stdout.contains("8 processed"), "{stdout}");
+    let staging = dir.path().join("lake").join("staging");
+    assert!(
+        !staging.exists() || std::fs::read_dir(&staging).unwrap().next().is_none(),
+        "staged objects are removed once the run ends"
+    );
+}
+
+#[test]
 fn generated_source_events_run_through_the_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("generated");

@@ -252,3 +252,32 @@ async fn a_fifo_queue_reports_the_first_failed_message_and_every_one_after_it() 
     // Only the message before the failure was processed.
     assert_eq!(stored_users(&sandbox), vec!["user-00042"]);
 }
+
+#[tokio::test]
+async fn a_message_redelivered_beside_a_new_one_is_counted_once() {
+    let sandbox = Sandbox::new();
+    let first = trigger(&sandbox, poisoned("sqs")).await;
+    assert!(failures(&first).is_empty());
+    // The queue delivers the first message again, in a batch with a new message: the batch
+    // id differs, but the redelivered event must not be counted twice.
+    let mut event = poisoned("sqs");
+    let records = event["Records"].as_array_mut().unwrap();
+    records.truncate(2);
+    records[1]["messageId"] = Value::from("7c1d2e3f-0000-4000-8000-000000000009");
+    records[1]["body"] = Value::from(
+        r#"{"userId":"user-00042","eventType":"click","timestamp":1700000004500,"data":{}}"#,
+    );
+    let second = trigger(&sandbox, event).await;
+    assert!(failures(&second).is_empty());
+    let state = sandbox.state();
+    let total: i64 = state["tables"]["aggregates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["scope"] == "all")
+        .map(|row| row["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "two events, then one new one");
+    assert_eq!(state["tables"]["appliedEvents"], 3);
+    assert_eq!(stored_users(&sandbox).len(), 3);
+}

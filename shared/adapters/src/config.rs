@@ -48,7 +48,14 @@ pub struct Config {
     /// reference through the data lake's `staging/` prefix instead of inside the state's
     /// payload, which Step Functions limits to 256 KiB (default 16384).
     pub inline_limit_bytes: usize,
+    /// `PIPELINE_IDEMPOTENCY_WINDOW_SECONDS`: how long a batch id or event id, once applied
+    /// to the aggregates, keeps the same id from being applied again (default 604800, seven
+    /// days: longer than SQS keeps a message by default and than Kinesis keeps a record).
+    pub idempotency_window_seconds: u64,
 }
+
+/// The default of `PIPELINE_IDEMPOTENCY_WINDOW_SECONDS`.
+pub const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS: u64 = 7 * 24 * 3600;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -87,6 +94,11 @@ impl Config {
             "PIPELINE_INLINE_LIMIT_BYTES",
             DEFAULT_INLINE_LIMIT_BYTES,
         )?;
+        let idempotency_window_seconds = positive(
+            &lookup,
+            "PIPELINE_IDEMPOTENCY_WINDOW_SECONDS",
+            DEFAULT_IDEMPOTENCY_WINDOW_SECONDS as usize,
+        )? as u64;
         if inline_limit_bytes > 65_536 {
             return Err(ConfigError {
                 variable: "PIPELINE_INLINE_LIMIT_BYTES".to_owned(),
@@ -103,6 +115,7 @@ impl Config {
             model_path,
             part_events,
             inline_limit_bytes,
+            idempotency_window_seconds,
         })
     }
 }
@@ -152,6 +165,7 @@ mod tests {
         assert_eq!(config.model_path, None);
         assert_eq!(config.part_events, 10_000);
         assert_eq!(config.inline_limit_bytes, 16_384);
+        assert_eq!(config.idempotency_window_seconds, 604_800);
     }
 
     #[test]
@@ -164,6 +178,8 @@ mod tests {
                 .to_string()
                 .starts_with("PIPELINE_PROFILE_CACHE_TTL_SECONDS: ")
         );
+        let error = config(&[("PIPELINE_IDEMPOTENCY_WINDOW_SECONDS", "a week")]).unwrap_err();
+        assert_eq!(error.variable, "PIPELINE_IDEMPOTENCY_WINDOW_SECONDS");
         let error = config(&[("PIPELINE_PART_EVENTS", "0")]).unwrap_err();
         assert_eq!(error.variable, "PIPELINE_PART_EVENTS");
         let error = config(&[("PIPELINE_INLINE_LIMIT_BYTES", "300000")]).unwrap_err();

@@ -46,10 +46,12 @@ pub enum ApplyOutcome {
     AlreadyApplied,
 }
 
-/// Aggregate counters, applied at most once per batch id.
+/// Aggregate counters, applied at most once per batch id and per event id. The deltas are
+/// handed over: an adapter that applies them elsewhere (another thread, a request body)
+/// needs no copy.
 #[async_trait]
 pub trait AggregateTable: Send + Sync {
-    async fn apply_once(&self, deltas: &AggregateDeltas) -> Result<ApplyOutcome, StorageError>;
+    async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError>;
 }
 
 /// The data lake: objects under S3-style keys. Writing a key again replaces the object.

@@ -79,6 +79,11 @@ impl Dependencies {
                     message: error.to_string(),
                 }
             })?;
+        backend
+            .database
+            .set_idempotency_window(std::time::Duration::from_secs(
+                config.idempotency_window_seconds,
+            ));
         let mut deps = Self::local(&backend, model, config.profile_cache_ttl_seconds, clock);
         deps.part_events = config.part_events;
         deps.inline_limit_bytes = config.inline_limit_bytes;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use async_trait::async_trait;
@@ -17,12 +18,18 @@ use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::stages::inference::RiskLabel;
 use pipeline_domain::stages::store::{SearchDocument, StoredEvent};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
 /// a message rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+/// Versions whose files are brought up to date by creating what is missing (version 3 added
+/// `applied_events`).
+const MIGRATABLE_VERSIONS: [i64; 1] = [2];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -53,6 +60,10 @@ CREATE TABLE IF NOT EXISTS window_members (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied_batches (
     batch_id TEXT PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied_events (
+    event_id TEXT PRIMARY KEY,
     applied_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS profiles (
@@ -91,6 +102,8 @@ const MAX_WRITES_PER_COMMIT: usize = 256;
 /// use a second connection, which WAL lets run while the writer writes.
 pub struct Database {
     reader: Mutex<Connection>,
+    /// How long an applied batch id or event id blocks the same id, in milliseconds.
+    idempotency_window_millis: AtomicI64,
     writes: Option<mpsc::Sender<Box<dyn Write>>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -115,6 +128,7 @@ pub struct TableSnapshot {
     pub aggregates: Vec<AggregateRow>,
     pub window_members: usize,
     pub applied_batches: Vec<String>,
+    pub applied_events: usize,
     pub sent_notifications: Vec<String>,
     pub search_documents: usize,
 }
@@ -187,9 +201,13 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    let tables: i64 = connection
-        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
-        .map_err(fail)?;
+    let tables: i64 = if MIGRATABLE_VERSIONS.contains(&version) {
+        0
+    } else {
+        connection
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
+            .map_err(fail)?
+    };
     if tables > 0 {
         return Err(StorageError::permanent(
             operation,
@@ -345,9 +363,19 @@ impl Database {
             .map_err(|error| StorageError::permanent(operation, error))?;
         Ok(Self {
             reader: Mutex::new(reader),
+            idempotency_window_millis: AtomicI64::new(
+                DEFAULT_IDEMPOTENCY_WINDOW_SECONDS as i64 * 1000,
+            ),
             writes: Some(sender),
             writer: Some(writer),
         })
+    }
+
+    /// Sets how long an applied batch id or event id keeps the same id from being applied to
+    /// the aggregates again (`PIPELINE_IDEMPOTENCY_WINDOW_SECONDS`).
+    pub fn set_idempotency_window(&self, window: std::time::Duration) {
+        self.idempotency_window_millis
+            .store(window.as_millis() as i64, Ordering::Relaxed);
     }
 
     /// Queues `work` for the writer thread and waits until its transaction is over. `work`
@@ -503,6 +531,7 @@ impl Database {
                 aggregates,
                 window_members: count("window_members")?,
                 applied_batches: ids("applied_batches", "batch_id")?,
+                applied_events: count("applied_events")?,
                 sent_notifications: ids("sent_notifications", "id")?,
                 search_documents: count("search_documents")?,
             })
@@ -589,21 +618,55 @@ impl EventTable for Database {
     }
 }
 
+/// Claims an id in `table` (`applied_batches` or `applied_events`): true when it was never
+/// applied, or applied before `expired_before` (outside the idempotency window).
+fn claim(
+    connection: &Connection,
+    table: &str,
+    id: &str,
+    now: i64,
+    expired_before: i64,
+) -> rusqlite::Result<bool> {
+    let column = if table == "applied_batches" {
+        "batch_id"
+    } else {
+        "event_id"
+    };
+    let mut statement = connection.prepare_cached(&format!(
+        "INSERT INTO {table} ({column}, applied_at) VALUES (?1, ?2) \
+         ON CONFLICT ({column}) DO UPDATE SET applied_at = excluded.applied_at \
+         WHERE applied_at < ?3"
+    ))?;
+    Ok(statement.execute(params![id, now, expired_before])? == 1)
+}
+
 #[async_trait]
 impl AggregateTable for Database {
-    /// One write: the batch id is claimed first; if it was already there nothing else
-    /// happens. Counters are added; a membership new to its window adds one distinct user.
-    async fn apply_once(&self, deltas: &AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
+    /// One write: the batch id is claimed first; if it was applied within the idempotency
+    /// window nothing else happens. Then each event id is claimed, and events applied within
+    /// the window (redelivered in another batch) are left out of the sums. Counters are
+    /// added; a membership new to its window adds one distinct user.
+    async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
         let applied_at = now_millis();
-        let deltas = deltas.clone();
+        let expired_before = applied_at - self.idempotency_window_millis.load(Ordering::Relaxed);
         self.write("apply aggregate deltas", move |connection| {
-            let claimed = connection.execute(
-                "INSERT OR IGNORE INTO applied_batches (batch_id, applied_at) VALUES (?1, ?2)",
-                params![deltas.batch_id, applied_at],
-            )?;
-            if claimed == 0 {
+            if !claim(connection, "applied_batches", &deltas.batch_id, applied_at, expired_before)? {
                 return Ok(ApplyOutcome::AlreadyApplied);
             }
+            let mut applied_before = HashSet::new();
+            for contribution in &deltas.contributions {
+                let event_id = contribution.event_id.as_str();
+                if !claim(connection, "applied_events", event_id, applied_at, expired_before)? {
+                    applied_before.insert(event_id);
+                }
+            }
+            let fresh;
+            let deltas = if applied_before.is_empty() {
+                &deltas
+            } else {
+                fresh = deltas.without(&applied_before);
+                &fresh
+            };
             let mut add = connection.prepare_cached(
                 "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
                  VALUES (?1, ?2, ?3, ?4, 0) \
@@ -826,6 +889,102 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("schema version 0"), "{message}");
         assert!(message.contains("--data-dir"), "{message}");
+    }
+
+    fn user_event(id: &str, user: &str, timestamp: u64) -> pipeline_domain::event::UserEvent {
+        pipeline_domain::event::UserEvent {
+            event_id: id.to_owned(),
+            user_id: user.to_owned(),
+            event_type: "click".to_owned(),
+            timestamp: serde_json::Number::from(timestamp),
+            data: serde_json::Map::new(),
+        }
+    }
+
+    fn total_count(database: &Database) -> i64 {
+        database
+            .snapshot()
+            .unwrap()
+            .aggregates
+            .iter()
+            .filter(|row| row.scope == "all")
+            .map(|row| row.count)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn an_event_redelivered_in_another_batch_is_counted_once() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        let first = [
+            user_event("e1", "u1", 60_000),
+            user_event("e2", "u2", 61_000),
+        ];
+        let second = [
+            user_event("e2", "u2", 61_000),
+            user_event("e3", "u3", 62_000),
+        ];
+        let applied = database
+            .apply_once(aggregate("bat_first", &first))
+            .await
+            .unwrap();
+        assert_eq!(applied, ApplyOutcome::Applied);
+        let applied = database
+            .apply_once(aggregate("bat_second", &second))
+            .await
+            .unwrap();
+        assert_eq!(applied, ApplyOutcome::Applied);
+        assert_eq!(total_count(&database), 3);
+        let snapshot = database.snapshot().unwrap();
+        assert_eq!(snapshot.applied_events, 3);
+        let all = snapshot
+            .aggregates
+            .iter()
+            .find(|row| row.scope == "all")
+            .unwrap();
+        assert_eq!(all.distinct_users, 3);
+        // The same batch again is refused whole.
+        let again = database
+            .apply_once(aggregate("bat_second", &second))
+            .await
+            .unwrap();
+        assert_eq!(again, ApplyOutcome::AlreadyApplied);
+        assert_eq!(total_count(&database), 3);
+    }
+
+    #[tokio::test]
+    async fn ids_are_applied_again_once_the_window_has_passed() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        database.set_idempotency_window(std::time::Duration::from_millis(1));
+        let events = [user_event("e1", "u1", 60_000)];
+        let deltas = aggregate("bat_1", &events);
+        database.apply_once(deltas.clone()).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let again = database.apply_once(deltas).await.unwrap();
+        assert_eq!(again, ApplyOutcome::Applied);
+        assert_eq!(total_count(&database), 2);
+    }
+
+    #[test]
+    fn a_file_of_schema_version_2_gains_the_applied_events_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            let version_two = SCHEMA.replace(
+                "CREATE TABLE IF NOT EXISTS applied_events (\n    event_id TEXT PRIMARY KEY,\n    applied_at INTEGER NOT NULL\n) WITHOUT ROWID;",
+                "",
+            );
+            assert_ne!(version_two, SCHEMA);
+            connection
+                .execute_batch(&format!("{version_two} PRAGMA user_version = 2;"))
+                .unwrap();
+        }
+        let database = Database::open(&path).expect("a version 2 file opens");
+        assert_eq!(database.snapshot().unwrap().applied_events, 0);
     }
 
     #[test]

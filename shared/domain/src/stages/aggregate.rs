@@ -4,6 +4,11 @@
 //! are not additive numbers, so they are kept as memberships (`scope`, window, user) that the
 //! store inserts if absent; a window's distinct users is the number of its memberships. That
 //! makes every part of the output safe to apply once per batch, in any order across batches.
+//!
+//! The same event may arrive again in another batch (a queue redelivers a message beside
+//! new ones, so the batch id differs). The deltas therefore also list each event's
+//! contribution: a table that finds some event ids already applied applies
+//! [`AggregateDeltas::without`] those events instead, so no event is counted twice.
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,7 +44,20 @@ pub struct WindowMember {
     pub user_id: String,
 }
 
-/// A batch's contribution to the aggregates, applied at most once per `batch_id`.
+/// What one event adds to the aggregates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventContribution {
+    pub event_id: String,
+    pub event_type: String,
+    pub user_id: String,
+    pub window_start: i64,
+    /// `data.amount`, or 0 when the event has none.
+    pub amount: f64,
+}
+
+/// A batch's contribution to the aggregates, applied at most once per `batch_id`, and at
+/// most once per event id: `counters` and `members` sum `contributions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateDeltas {
@@ -47,6 +65,49 @@ pub struct AggregateDeltas {
     pub window_seconds: u32,
     pub counters: Vec<CounterDelta>,
     pub members: Vec<WindowMember>,
+    /// Empty in deltas made before contributions were listed: those are applied once per
+    /// batch id only.
+    #[serde(default)]
+    pub contributions: Vec<EventContribution>,
+}
+
+impl AggregateDeltas {
+    /// The same batch without the events in `applied` (ids already counted).
+    pub fn without(&self, applied: &HashSet<&str>) -> AggregateDeltas {
+        let contributions: Vec<EventContribution> = self
+            .contributions
+            .iter()
+            .filter(|contribution| !applied.contains(contribution.event_id.as_str()))
+            .cloned()
+            .collect();
+        let (counters, members) = sum(contributions.iter().map(Contribution::of));
+        AggregateDeltas {
+            batch_id: self.batch_id.clone(),
+            window_seconds: self.window_seconds,
+            counters,
+            members,
+            contributions,
+        }
+    }
+}
+
+/// One event's contribution while summing, borrowed.
+struct Contribution<'a> {
+    event_type: &'a str,
+    user_id: &'a str,
+    window_start: i64,
+    amount: f64,
+}
+
+impl<'a> Contribution<'a> {
+    fn of(contribution: &'a EventContribution) -> Self {
+        Self {
+            event_type: &contribution.event_type,
+            user_id: &contribution.user_id,
+            window_start: contribution.window_start,
+            amount: contribution.amount,
+        }
+    }
 }
 
 /// The start of the window holding `timestamp_millis`.
@@ -60,20 +121,50 @@ pub fn aggregate<'a>(
     batch_id: &str,
     events: impl IntoIterator<Item = &'a UserEvent>,
 ) -> AggregateDeltas {
+    let mut contributions = Vec::new();
+    let (counters, members) = sum(events.into_iter().map(|event| {
+        let window_start = window_start(event.timestamp_millis());
+        let amount = event.amount().unwrap_or(0.0);
+        contributions.push(EventContribution {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            user_id: event.user_id.clone(),
+            window_start,
+            amount,
+        });
+        Contribution {
+            event_type: &event.event_type,
+            user_id: &event.user_id,
+            window_start,
+            amount,
+        }
+    }));
+    AggregateDeltas {
+        batch_id: batch_id.to_owned(),
+        window_seconds: (WINDOW_MILLIS / 1000) as u32,
+        counters,
+        members,
+        contributions,
+    }
+}
+
+/// Sums contributions into counters and memberships, sorted by scope name and window.
+fn sum<'a>(
+    contributions: impl Iterator<Item = Contribution<'a>>,
+) -> (Vec<CounterDelta>, Vec<WindowMember>) {
     // Accumulate on borrowed keys (no allocation per event), then render and sort once.
     let mut counters: HashMap<(Scope<'a>, i64), (u64, f64)> = HashMap::new();
     let mut members: HashSet<(Scope<'a>, i64, &'a str)> = HashSet::new();
-    for event in events {
-        let window = window_start(event.timestamp_millis());
-        let amount = event.amount().unwrap_or(0.0);
-        let by_type = Scope::Type(&event.event_type);
-        for scope in [Scope::All, by_type, Scope::User(&event.user_id)] {
+    for contribution in contributions {
+        let window = contribution.window_start;
+        let by_type = Scope::Type(contribution.event_type);
+        for scope in [Scope::All, by_type, Scope::User(contribution.user_id)] {
             let counter = counters.entry((scope, window)).or_insert((0, 0.0));
             counter.0 += 1;
-            counter.1 += amount;
+            counter.1 += contribution.amount;
         }
         for scope in [Scope::All, by_type] {
-            members.insert((scope, window, &event.user_id));
+            members.insert((scope, window, contribution.user_id));
         }
     }
     // Scopes order like their rendered names ("all" < "type:..." < "user:..."), so sorting
@@ -102,12 +193,7 @@ pub fn aggregate<'a>(
             user_id: user_id.to_owned(),
         })
         .collect();
-    AggregateDeltas {
-        batch_id: batch_id.to_owned(),
-        window_seconds: (WINDOW_MILLIS / 1000) as u32,
-        counters,
-        members,
-    }
+    (counters, members)
 }
 
 /// A counter's scope while accumulating, borrowed from the events. The variant order is the
@@ -185,6 +271,22 @@ mod tests {
             .filter(|m| m.scope == "type:purchase")
             .count();
         assert_eq!(purchase_users, 2);
+    }
+
+    #[test]
+    fn without_applied_events_is_the_aggregate_of_the_others() {
+        let events = [
+            event("u1", "purchase", 60_000, Some(10.0)),
+            event("u1", "purchase", 119_999, Some(5.5)),
+            event("u2", "click", 61_000, None),
+        ];
+        let deltas = aggregate("bat_1", &events);
+        assert_eq!(deltas.contributions.len(), 3);
+        let applied: HashSet<&str> = ["u1-119999"].into_iter().collect();
+        let rest = deltas.without(&applied);
+        let expected = aggregate("bat_1", [&events[0], &events[2]]);
+        assert_eq!(rest, expected);
+        assert_eq!(deltas.without(&HashSet::new()), deltas);
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub async fn store_batch(
 
     let index_failures = ports.search.index(&documents).await?;
 
-    let aggregates = match &input.aggregates {
+    let aggregates = match input.aggregates {
         Some(deltas) => Some(ports.aggregates.apply_once(deltas).await?),
         None => None,
     };
