@@ -12,11 +12,15 @@
 //!   Lambda service error) is reported. One that fails for good is quarantined with its
 //!   error and not reported; if even that fails, it is reported, so nothing is lost.
 //! - Kinesis and DynamoDB Streams are ordered: Lambda retries from the first failed sequence
-//!   number on, so only that one is reported, and the records after it are not processed
+//!   number on, so only that one is reported, and the records after it are not run again
 //!   until then.
 //! - An SQS FIFO queue (its ARN ends in `.fifo`) is ordered too, but Lambda retries exactly
 //!   the messages reported: the first failed message and every message after it are
-//!   reported, none of them processed, so that no message overtakes an earlier one.
+//!   reported and not run again, so that no message overtakes an earlier one.
+//!
+//! The first, failed attempt at the whole batch may have written some records already
+//! (the events table comes before the lake in `store`); that is safe because every write is
+//! keyed and aggregates are claimed per event id.
 
 use std::future::Future;
 use std::pin::Pin;
