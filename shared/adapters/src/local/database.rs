@@ -18,10 +18,10 @@ use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::stages::inference::RiskLabel;
 use pipeline_domain::stages::store::{SearchDocument, StoredEvent};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-
-use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 use serde::Serialize;
 use tokio::sync::oneshot;
+
+use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
 /// a message rather than misread.
@@ -95,8 +95,9 @@ const MAX_WRITES_PER_COMMIT: usize = 256;
 /// The SQLite database behind the local tables and the search index.
 ///
 /// Writes go to one writer thread that owns a connection and commits whatever writes are
-/// waiting in one transaction (group commit), each write inside its own savepoint so that a
-/// failing write is undone alone. A write's caller hears back only after the commit, so it
+/// waiting in one transaction (group commit); when one of them fails, the group is rolled
+/// back and its writes run again one by one, so the failure is that write's alone (see
+/// [`run_writer`]). A write's caller hears back only after the commit, so it
 /// sees the same durability as with a transaction of its own, while concurrent executions
 /// share commits, and the SQLite work runs beside the stages instead of inside them. Reads
 /// use a second connection, which WAL lets run while the writer writes.
@@ -308,16 +309,17 @@ fn run_writer(connection: Connection, writes: mpsc::Receiver<Box<dyn Write>>) {
                 Err(_) => break,
             }
         }
-        if group.len() > 1 && apply_group(&connection, &mut group).is_err() {
+        if group.len() > 1 {
+            if apply_group(&connection, &mut group).is_ok() {
+                for write in group {
+                    write.finish(None);
+                }
+                continue;
+            }
             roll_back(&connection);
             for write in &mut group {
                 write.reset();
             }
-        } else if group.len() > 1 {
-            for write in group {
-                write.finish(None);
-            }
-            continue;
         }
         for mut write in group {
             let failure = apply_group(&connection, std::slice::from_mut(&mut write)).err();
@@ -618,25 +620,24 @@ impl EventTable for Database {
     }
 }
 
-/// Claims an id in `table` (`applied_batches` or `applied_events`): true when it was never
-/// applied, or applied before `expired_before` (outside the idempotency window).
+/// Claims a batch id: it succeeds (one row changed) when the id was never applied, or was
+/// applied before `?3`, outside the idempotency window.
+const CLAIM_BATCH: &str = "INSERT INTO applied_batches (batch_id, applied_at) VALUES (?1, ?2) \
+     ON CONFLICT (batch_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?3";
+
+/// Claims an event id, as [`CLAIM_BATCH`] claims a batch id.
+const CLAIM_EVENT: &str = "INSERT INTO applied_events (event_id, applied_at) VALUES (?1, ?2) \
+     ON CONFLICT (event_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?3";
+
+/// Runs a claim statement: true when `id` is now claimed for this application.
 fn claim(
     connection: &Connection,
-    table: &str,
+    statement: &str,
     id: &str,
     now: i64,
     expired_before: i64,
 ) -> rusqlite::Result<bool> {
-    let column = if table == "applied_batches" {
-        "batch_id"
-    } else {
-        "event_id"
-    };
-    let mut statement = connection.prepare_cached(&format!(
-        "INSERT INTO {table} ({column}, applied_at) VALUES (?1, ?2) \
-         ON CONFLICT ({column}) DO UPDATE SET applied_at = excluded.applied_at \
-         WHERE applied_at < ?3"
-    ))?;
+    let mut statement = connection.prepare_cached(statement)?;
     Ok(statement.execute(params![id, now, expired_before])? == 1)
 }
 
@@ -650,13 +651,13 @@ impl AggregateTable for Database {
         let applied_at = now_millis();
         let expired_before = applied_at - self.idempotency_window_millis.load(Ordering::Relaxed);
         self.write("apply aggregate deltas", move |connection| {
-            if !claim(connection, "applied_batches", &deltas.batch_id, applied_at, expired_before)? {
+            if !claim(connection, CLAIM_BATCH, &deltas.batch_id, applied_at, expired_before)? {
                 return Ok(ApplyOutcome::AlreadyApplied);
             }
             let mut applied_before = HashSet::new();
             for contribution in &deltas.contributions {
                 let event_id = contribution.event_id.as_str();
-                if !claim(connection, "applied_events", event_id, applied_at, expired_before)? {
+                if !claim(connection, CLAIM_EVENT, event_id, applied_at, expired_before)? {
                     applied_before.insert(event_id);
                 }
             }
