@@ -52,6 +52,80 @@ pub struct Config {
     /// to the aggregates, keeps the same id from being applied again (default 604800, seven
     /// days: longer than SQS keeps a message by default and than Kinesis keeps a record).
     pub idempotency_window_seconds: u64,
+    /// What the AWS backend writes to: table, bucket, topic and search names.
+    pub aws: AwsResources,
+}
+
+/// The AWS resources the `aws` backend uses, each from its own variable. The defaults are
+/// the names `pipeline bootstrap --backend aws` creates; the deployment templates set every
+/// variable to the resources they create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    /// `PIPELINE_EVENTS_TABLE`: processed events, key `eventId` (default `pipeline-events`).
+    pub events_table: String,
+    /// `PIPELINE_AGGREGATES_TABLE`: counters, key `scope` + `windowStart`, and window
+    /// memberships, key `scope` + `member` (default `pipeline-aggregates`).
+    pub aggregates_table: String,
+    /// `PIPELINE_IDEMPOTENCY_TABLE`: applied batch and event ids and sent notifications, key
+    /// `id`, expiring through the `expiresAt` TTL attribute (default `pipeline-idempotency`).
+    pub idempotency_table: String,
+    /// `PIPELINE_PROFILES_TABLE`: user profiles, key `userId` (default `pipeline-profiles`).
+    pub profiles_table: String,
+    /// `PIPELINE_LAKE_BUCKET`: the data lake, staged batches and quarantine (default
+    /// `pipeline-lake`).
+    pub lake_bucket: String,
+    /// `PIPELINE_TOPIC_ARN`: the alerts topic. When unset, the topic named
+    /// `PIPELINE_TOPIC_NAME` (default `pipeline-alerts`) is looked up at start.
+    pub topic_arn: Option<String>,
+    pub topic_name: String,
+    /// `PIPELINE_SEARCH_URL`: the OpenSearch or Elasticsearch endpoint; unset means the
+    /// deployment has no search index and documents are not indexed.
+    pub search_url: Option<String>,
+    /// `PIPELINE_SEARCH_INDEX`: the index name (default `pipeline-events`).
+    pub search_index: String,
+    /// `PIPELINE_SEARCH_SIGNING`: `none` (default), `es` (Amazon OpenSearch Service) or
+    /// `aoss` (OpenSearch Serverless): the SigV4 service name requests are signed for.
+    pub search_signing: Option<String>,
+}
+
+impl AwsResources {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let named = |variable: &str, default: &str| {
+            non_empty(lookup(variable)).map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
+        };
+        let search_signing = match non_empty(lookup("PIPELINE_SEARCH_SIGNING"))
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("none") => None,
+            Some(service @ ("es" | "aoss")) => Some(service.to_owned()),
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "PIPELINE_SEARCH_SIGNING".to_owned(),
+                    message: format!("{other:?} is not a signing mode; use none, es or aoss"),
+                });
+            }
+        };
+        let lake_bucket = named("PIPELINE_LAKE_BUCKET", "pipeline-lake");
+        if lake_bucket.len() < 3 || lake_bucket.len() > 63 {
+            return Err(ConfigError {
+                variable: "PIPELINE_LAKE_BUCKET".to_owned(),
+                message: format!("{lake_bucket:?} is not a bucket name (3 to 63 characters)"),
+            });
+        }
+        Ok(Self {
+            events_table: named("PIPELINE_EVENTS_TABLE", "pipeline-events"),
+            aggregates_table: named("PIPELINE_AGGREGATES_TABLE", "pipeline-aggregates"),
+            idempotency_table: named("PIPELINE_IDEMPOTENCY_TABLE", "pipeline-idempotency"),
+            profiles_table: named("PIPELINE_PROFILES_TABLE", "pipeline-profiles"),
+            lake_bucket,
+            topic_arn: non_empty(lookup("PIPELINE_TOPIC_ARN")).map(|v| v.trim().to_owned()),
+            topic_name: named("PIPELINE_TOPIC_NAME", "pipeline-alerts"),
+            search_url: non_empty(lookup("PIPELINE_SEARCH_URL")).map(|v| v.trim().to_owned()),
+            search_index: named("PIPELINE_SEARCH_INDEX", "pipeline-events"),
+            search_signing,
+        })
+    }
 }
 
 /// The default of `PIPELINE_IDEMPOTENCY_WINDOW_SECONDS`.
@@ -107,7 +181,9 @@ impl Config {
                 ),
             });
         }
+        let aws = AwsResources::from_lookup(&lookup)?;
         Ok(Self {
+            aws,
             backend,
             data_dir,
             objects_dir,
@@ -166,6 +242,10 @@ mod tests {
         assert_eq!(config.part_events, 10_000);
         assert_eq!(config.inline_limit_bytes, 16_384);
         assert_eq!(config.idempotency_window_seconds, 604_800);
+        assert_eq!(config.aws.events_table, "pipeline-events");
+        assert_eq!(config.aws.lake_bucket, "pipeline-lake");
+        assert_eq!(config.aws.topic_arn, None);
+        assert_eq!(config.aws.search_url, None);
     }
 
     #[test]
@@ -184,5 +264,9 @@ mod tests {
         assert_eq!(error.variable, "PIPELINE_PART_EVENTS");
         let error = config(&[("PIPELINE_INLINE_LIMIT_BYTES", "300000")]).unwrap_err();
         assert_eq!(error.variable, "PIPELINE_INLINE_LIMIT_BYTES");
+        let error = config(&[("PIPELINE_SEARCH_SIGNING", "yes")]).unwrap_err();
+        assert_eq!(error.variable, "PIPELINE_SEARCH_SIGNING");
+        let error = config(&[("PIPELINE_LAKE_BUCKET", "l")]).unwrap_err();
+        assert_eq!(error.variable, "PIPELINE_LAKE_BUCKET");
     }
 }

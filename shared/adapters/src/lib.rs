@@ -9,4 +9,4 @@ pub mod local;
 pub mod model;
 pub mod parquet;
 
-pub use config::{BackendKind, Config, ConfigError};
+pub use config::{AwsResources, BackendKind, Config, ConfigError};

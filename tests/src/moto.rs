@@ -1,0 +1,129 @@
+//! A local AWS endpoint for the AWS adapter tests: `moto` in server mode on 127.0.0.1.
+//!
+//! [`endpoint`] starts one server per test process, from the project virtualenv that the
+//! test command (`scripts/test`) creates with `moto[server]` in it, on a port the server
+//! picks itself, and reports its address. The server reads its standard input and stops when
+//! that closes, so it ends with the test process however that ends: nothing is left
+//! running. `PIPELINE_TEST_AWS_ENDPOINT` may name an endpoint that is already running
+//! instead; it must be on 127.0.0.1 or localhost, never a real AWS endpoint.
+//!
+//! Tests create their own tables, buckets and topics with [`unique_name`], so they can share
+//! one server.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The script the virtualenv's Python runs: pick a free port, serve, stop at end of input.
+const SERVE: &str = "
+import socket, sys
+from moto.server import ThreadedMotoServer
+probe = socket.socket()
+probe.bind(('127.0.0.1', 0))
+port = probe.getsockname()[1]
+probe.close()
+server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
+server.start()
+print(port, flush=True)
+sys.stdin.read()
+server.stop()
+";
+
+/// The running server: kept for the life of the process; its stdin is the stop signal.
+struct Server {
+    endpoint: String,
+    _child: Child,
+    _stdin: ChildStdin,
+}
+
+static SERVER: OnceLock<Mutex<Option<Server>>> = OnceLock::new();
+
+fn python() -> PathBuf {
+    std::env::var_os("PIPELINE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join(".venv").join("bin").join("python"))
+}
+
+fn start() -> Server {
+    let python = python();
+    assert!(
+        python.exists(),
+        "{} does not exist: run ./scripts/test (it creates .venv with moto[server]), or set PIPELINE_PYTHON",
+        python.display()
+    );
+    let mut child = Command::new(&python)
+        .args(["-c", SERVE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start moto with {}: {error}", python.display()));
+    let stdin = child.stdin.take().expect("stdin was piped");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout was piped"))
+        .read_line(&mut line)
+        .expect("read the port moto chose");
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "moto did not start (it printed {line:?}); is moto[server] installed in {}?",
+            python.display()
+        )
+    });
+    Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _child: child,
+        _stdin: stdin,
+    }
+}
+
+/// The address of the local AWS endpoint, starting the server on first use.
+pub fn endpoint() -> String {
+    if let Ok(endpoint) = std::env::var("PIPELINE_TEST_AWS_ENDPOINT") {
+        assert!(
+            endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+            "PIPELINE_TEST_AWS_ENDPOINT must be a local endpoint, not {endpoint}"
+        );
+        return endpoint;
+    }
+    let mut server = SERVER
+        .get_or_init(|| Mutex::new(None))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    server.get_or_insert_with(start).endpoint.clone()
+}
+
+/// A name no other test in this process uses, valid for tables, buckets and topics.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The environment every AWS client in the tests gets: the local endpoint, a region, and
+/// dummy credentials, so that nothing can reach or sign for a real account.
+pub fn client_environment() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+}
+
+/// SDK clients for the local endpoint, built without touching the process environment.
+pub async fn clients() -> pipeline_aws::AwsClients {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await;
+    pipeline_aws::AwsClients::from_config(config)
+}
