@@ -1,7 +1,7 @@
 //! `pipeline demo`: synthetic events from every source through the state machine.
 
 use pipeline_adapters::Config;
-use pipeline_adapters::local::LocalBackend;
+use pipeline_handlers::deps::Backend;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::synth::{SplitMix64, SynthConfig, generate};
@@ -53,8 +53,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
     let mut config = config.clone();
     config.objects_dir = config.data_dir.join("objects");
     let config = &config;
-    let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
-        .map_err(|error| error.to_string())?;
+    let backend = Backend::open(config)
+        .await
+        .map_err(|error| format!("ConfigError: {error}"))?;
     // Many users over six hours, so a batch holds about one event per user, as a real
     // stream of sessions does (the risk model reads a user's burst within a batch).
     let synth = SynthConfig {
@@ -65,8 +66,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         ..SynthConfig::default()
     };
     backend
-        .database
         .put_profiles(&synthetic_profiles(&synth))
+        .await
         .map_err(|error| error.to_string())?;
 
     let events = generate(&synth, args.events);
@@ -98,6 +99,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         number += 1;
     }
     drop(events);
+    if let Backend::Aws(aws) = &backend {
+        upload_sources(aws, &mut inputs, &config.objects_dir).await?;
+    }
 
     let concurrency = args.concurrency.unwrap_or_else(default_concurrency);
     println!(
@@ -135,4 +139,44 @@ fn synthetic_profiles(synth: &SynthConfig) -> Vec<UserProfile> {
         });
     }
     profiles
+}
+
+/// With the AWS backend, the demo's S3 uploads must be real objects: each one written
+/// under the objects directory is put in the lake bucket under `uploads/`, and its
+/// notification is pointed there, as if the upload had landed in that bucket.
+async fn upload_sources(
+    aws: &pipeline_aws::AwsBackend,
+    inputs: &mut [crate::runner::Input],
+    objects_dir: &std::path::Path,
+) -> Result<(), String> {
+    let bucket = &aws.resources.lake_bucket;
+    for input in inputs.iter_mut() {
+        let Some(records) = input.event["Records"].as_array_mut() else {
+            continue;
+        };
+        for record in records {
+            let s3 = &mut record["s3"];
+            let (Some(source_bucket), Some(key)) = (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str()) else {
+                continue;
+            };
+            let path = objects_dir.join(source_bucket).join(key);
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
+                .await
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            let uploaded = format!("uploads/{key}");
+            aws.clients
+                .s3
+                .put_object()
+                .bucket(bucket)
+                .key(&uploaded)
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| pipeline_aws::error::classify(format!("upload s3://{bucket}/{uploaded}"), error).to_string())?;
+            s3["bucket"]["name"] = serde_json::Value::String(bucket.clone());
+            s3["bucket"]["arn"] = serde_json::Value::String(format!("arn:aws:s3:::{bucket}"));
+            s3["object"]["key"] = serde_json::Value::String(uploaded);
+        }
+    }
+    Ok(())
 }

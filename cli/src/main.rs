@@ -12,13 +12,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pipeline_adapters::Config;
-use pipeline_adapters::local::LocalBackend;
+use pipeline_adapters::{BackendKind, Config};
 use pipeline_asl::ExecutionOptions;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::synth::{SynthConfig, generate};
-use pipeline_handlers::deps::system_clock;
+use pipeline_handlers::deps::{Backend, system_clock};
 use pipeline_handlers::direct::process_direct;
 use pipeline_handlers::logging::init_json_logs_to_stderr;
 use pipeline_handlers::orchestrator::Orchestrator;
@@ -44,6 +43,12 @@ struct Cli {
     /// (default: $PIPELINE_OBJECTS_DIR, else <data dir>/objects).
     #[arg(long, global = true)]
     objects_dir: Option<PathBuf>,
+    /// Where the pipeline's tables, data lake and notifications live: `local` (the embedded
+    /// default under the data directory) or `aws` (DynamoDB, S3 and SNS at the endpoint the
+    /// standard AWS configuration names, such as AWS_ENDPOINT_URL). Default:
+    /// $PIPELINE_BACKEND, else local.
+    #[arg(long, global = true, value_parser = ["local", "aws"])]
+    backend: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,6 +105,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
     },
+    /// Create, if they do not exist, the tables, bucket and topic the configuration names, at
+    /// the configured AWS endpoint (`--backend aws`); the embedded backend needs nothing.
+    Bootstrap,
     /// Load user profiles (a JSON array or JSON Lines of profiles) into the profiles table.
     ImportProfiles {
         /// The profiles file.
@@ -147,11 +155,15 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Some(objects_dir) = cli.objects_dir {
         config.objects_dir = objects_dir;
     }
+    match cli.backend.as_deref() {
+        Some("aws") => config.backend = BackendKind::Aws,
+        Some(_) => config.backend = BackendKind::Local,
+        None => {}
+    }
     match cli.command {
         Command::Invoke { stage, event } => {
             let event = read_event(&event)?;
-            let deps = Dependencies::from_config(&config, system_clock())
-                .map_err(|error| format!("ConfigError: {error}"))?;
+            let (deps, _backend) = connect(&config).await?;
             let request_id = format!("local-{}", chrono::Utc::now().timestamp_millis());
             let output = invoke(stage, &deps, event, &request_id)
                 .await
@@ -160,10 +172,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Trigger { event } => {
             let event = read_event(&event)?;
-            let deps = Arc::new(
-                Dependencies::from_config(&config, system_clock())
-                    .map_err(|error| format!("ConfigError: {error}"))?,
-            );
+            let (deps, _backend) = connect(&config).await?;
+            let deps = Arc::new(deps);
             let orchestrator =
                 Orchestrator::pipeline(deps.clone()).map_err(|error| error.to_string())?;
             let options = ExecutionOptions {
@@ -227,9 +237,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
-            let (deps, orchestrator) = pipeline_orchestrator(&config)?;
-            let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
-                .map_err(|error| error.to_string())?;
+            let (deps, orchestrator, _backend) = pipeline_orchestrator(&config).await?;
             eprintln!(
                 "Listening on http://{}: POST a JSON event or array of events to /events (Ctrl-C stops).",
                 listener
@@ -242,40 +250,73 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             serve::serve(
                 listener,
-                serve::App::new(orchestrator, deps, backend),
+                serve::App::new(orchestrator, deps),
                 shutdown,
             )
             .await;
             Ok(())
         }
+        Command::Bootstrap => bootstrap(&config).await,
         Command::ImportProfiles { file } => {
             let profiles = read_profiles(&file)?;
-            let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
-                .map_err(|error| error.to_string())?;
+            let backend = Backend::open(&config)
+                .await
+                .map_err(|error| format!("ConfigError: {error}"))?;
             let count = backend
-                .database
                 .put_profiles(&profiles)
+                .await
                 .map_err(|error| error.to_string())?;
-            println!(
-                "Imported {count} profiles into {}.",
-                config.data_dir.join("pipeline.db").display()
-            );
+            println!("Imported {count} profiles into {}.", backend.places().tables);
             Ok(())
         }
     }
 }
 
-/// The ports that `config` names and the pipeline's state machine over them.
-pub fn pipeline_orchestrator(
+/// The ports that `config` names, and the backend behind them.
+pub async fn connect(config: &Config) -> Result<(Dependencies, Backend), String> {
+    Dependencies::connect(config, system_clock())
+        .await
+        .map_err(|error| format!("ConfigError: {error}"))
+}
+
+/// The ports that `config` names, the pipeline's state machine over them, and the backend.
+pub async fn pipeline_orchestrator(
     config: &Config,
-) -> Result<(Arc<Dependencies>, Arc<Orchestrator>), String> {
-    let deps = Arc::new(
-        Dependencies::from_config(config, system_clock())
-            .map_err(|error| format!("ConfigError: {error}"))?,
-    );
+) -> Result<(Arc<Dependencies>, Arc<Orchestrator>, Backend), String> {
+    let (deps, backend) = connect(config).await?;
+    let deps = Arc::new(deps);
     let orchestrator = Orchestrator::pipeline(deps.clone())
         .map_err(|error| format!("the pipeline's definition does not load: {error}"))?;
-    Ok((deps, Arc::new(orchestrator)))
+    Ok((deps, Arc::new(orchestrator), backend))
+}
+
+/// `pipeline bootstrap`: the AWS resources the configuration names, created if missing.
+async fn bootstrap(config: &Config) -> Result<(), String> {
+    if config.backend != BackendKind::Aws {
+        println!(
+            "The embedded backend creates its tables itself, under {}; `pipeline bootstrap --backend aws` provisions an AWS endpoint.",
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
+    let clients = pipeline_aws::AwsClients::load().await;
+    let endpoint = clients
+        .config
+        .endpoint_url()
+        .unwrap_or("the AWS account of the current credentials")
+        .to_owned();
+    let report = pipeline_aws::bootstrap::bootstrap(&clients, &config.aws)
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("Bootstrapped {endpoint}:");
+    for resource in &report.resources {
+        let state = if resource.created { "created" } else { "exists " };
+        println!("  {state}  {:<6}  {}", resource.kind, resource.name);
+    }
+    if config.aws.topic_arn.is_none() {
+        println!("The topic is found by its name; set PIPELINE_TOPIC_ARN={} to skip the lookup.", report.topic_arn);
+    }
+    Ok(())
 }
 
 /// `pipeline run --definition FILE --input FILE`: one execution of any definition.
@@ -283,11 +324,8 @@ async fn run_definition(config: &Config, definition: &Path, input: &Path) -> Res
     let text = std::fs::read_to_string(definition)
         .map_err(|error| format!("cannot read {}: {error}", definition.display()))?;
     let input = read_event(&input.display().to_string())?;
-    let deps = Arc::new(
-        Dependencies::from_config(config, system_clock())
-            .map_err(|error| format!("ConfigError: {error}"))?,
-    );
-    let orchestrator = Orchestrator::with_definition(&text, deps)
+    let (deps, _backend) = connect(config).await?;
+    let orchestrator = Orchestrator::with_definition(&text, Arc::new(deps))
         .map_err(|error| format!("{}: {error}", definition.display()))?;
     let options = ExecutionOptions {
         name: format!("local-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3f")),

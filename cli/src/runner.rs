@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline_adapters::Config;
-use pipeline_adapters::local::LocalBackend;
 use pipeline_asl::{Execution, ExecutionFailure, ExecutionOptions};
 use pipeline_handlers::Dependencies;
+use pipeline_handlers::deps::OutputPlaces;
 use pipeline_handlers::carried::staging_prefix;
 use pipeline_handlers::orchestrator::Orchestrator;
 use serde_json::Value;
@@ -117,9 +117,7 @@ pub async fn run_and_report(
     total: u64,
     unit: &str,
 ) -> Result<(), String> {
-    let (deps, orchestrator) = crate::pipeline_orchestrator(config)?;
-    let backend = LocalBackend::open(&config.data_dir, &config.objects_dir)
-        .map_err(|error| error.to_string())?;
+    let (deps, orchestrator, backend) = crate::pipeline_orchestrator(config).await?;
     let progress = progress_bar(total, unit);
     let started = Instant::now();
     let mut report = Report::default();
@@ -134,7 +132,7 @@ pub async fn run_and_report(
     .await;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
-    report.print(&Places::of(config, &backend), elapsed);
+    report.print(&backend.places(), elapsed);
     if report.failed.is_empty() {
         Ok(())
     } else {
@@ -265,7 +263,7 @@ impl Report {
     }
 
     /// Prints the summary table and where every output went.
-    pub fn print(&self, places: &Places, elapsed: Duration) {
+    pub fn print(&self, places: &OutputPlaces, elapsed: Duration) {
         println!();
         println!(
             "{:<18} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -315,20 +313,20 @@ impl Report {
         }
         println!(
             "alerts: {} high-risk events; {} notifications sent to {}",
-            self.high_risk, self.notifications, places.outbox
+            self.high_risk, self.notifications, places.notifications
         );
         println!();
         println!(
             "events table:   {} events written to {}",
-            self.events_written, places.database
+            self.events_written, places.tables
         );
         println!(
             "aggregates:     {} parts applied, {} already applied before (replays)",
             self.aggregates_applied, self.aggregates_already_applied
         );
         println!(
-            "search index:   {} documents indexed",
-            self.documents_indexed
+            "search index:   {} documents indexed in {}",
+            self.documents_indexed, places.search
         );
         println!(
             "data lake:      {} Parquet objects under {}{}",
@@ -365,24 +363,6 @@ impl Report {
             seconds,
             events as f64 / seconds
         );
-    }
-}
-
-/// Where the outputs of a run are, for the summary.
-pub struct Places {
-    pub database: String,
-    pub lake: String,
-    pub outbox: String,
-}
-
-impl Places {
-    /// Where the local backend keeps each output.
-    pub fn of(config: &Config, backend: &LocalBackend) -> Self {
-        Self {
-            database: config.data_dir.join("pipeline.db").display().to_string(),
-            lake: backend.lake.root().display().to_string(),
-            outbox: backend.outbox.path().display().to_string(),
-        }
     }
 }
 

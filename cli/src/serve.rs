@@ -13,7 +13,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use pipeline_adapters::local::LocalBackend;
 use pipeline_asl::ExecutionOptions;
 use pipeline_handlers::Dependencies;
 use pipeline_handlers::carried::encoded_size;
@@ -32,7 +31,6 @@ const REJECTED_LISTED: usize = 100;
 pub struct App {
     orchestrator: Arc<Orchestrator>,
     deps: Arc<Dependencies>,
-    backend: LocalBackend,
     requests: AtomicU64,
 }
 
@@ -40,12 +38,10 @@ impl App {
     pub fn new(
         orchestrator: Arc<Orchestrator>,
         deps: Arc<Dependencies>,
-        backend: LocalBackend,
     ) -> Self {
         Self {
             orchestrator,
             deps,
-            backend,
             requests: AtomicU64::new(0),
         }
     }
@@ -147,7 +143,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
         .chain(output["parts"].as_array().into_iter().flatten())
         .filter_map(|report| report["quarantineObject"].as_str().map(str::to_owned))
         .collect();
-    let rejected_records = read_rejected(&app.backend, &quarantine_keys);
+    let rejected_records = read_rejected(&app.deps, &quarantine_keys).await;
     if output["status"] == "quarantined" {
         return respond(
             StatusCode::BAD_REQUEST,
@@ -226,13 +222,15 @@ fn api_gateway_event(
     })
 }
 
-/// The rejected records of the request, read back from their quarantine objects.
-fn read_rejected(backend: &LocalBackend, keys: &[String]) -> Vec<Value> {
+/// The rejected records of the request, read back from their quarantine objects in the
+/// data lake (through the staging port, which reads any key of the lake).
+async fn read_rejected(deps: &Dependencies, keys: &[String]) -> Vec<Value> {
     let mut records = Vec::new();
     for key in keys {
-        let Ok(text) = std::fs::read_to_string(backend.lake.root().join(key)) else {
+        let Ok(bytes) = deps.staging.get_staged(key).await else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes);
         for line in text.lines() {
             if records.len() == REJECTED_LISTED {
                 return records;

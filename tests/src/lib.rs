@@ -3,6 +3,7 @@
 //! Golden files live in `tests/golden/`. When behaviour changes on purpose, regenerate them
 //! with `UPDATE_GOLDEN=1 cargo test -p pipeline-tests` and review the diff.
 
+pub mod fault_proxy;
 pub mod moto;
 pub mod runtime_api;
 

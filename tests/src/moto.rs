@@ -117,8 +117,17 @@ pub fn client_environment() -> Vec<(&'static str, String)> {
 
 /// SDK clients for the local endpoint, built without touching the process environment.
 pub async fn clients() -> pipeline_aws::AwsClients {
+    clients_for(&endpoint()).await
+}
+
+/// SDK clients for `endpoint` (the local endpoint, or a proxy in front of it).
+pub async fn clients_for(endpoint: &str) -> pipeline_aws::AwsClients {
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "the tests only ever talk to local endpoints, not {endpoint}"
+    );
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "moto",
@@ -126,4 +135,21 @@ pub async fn clients() -> pipeline_aws::AwsClients {
         .load()
         .await;
     pipeline_aws::AwsClients::from_config(config)
+}
+
+/// Resource names no other test uses: tables, bucket and topic of one test's own.
+pub fn unique_resources() -> pipeline_adapters::AwsResources {
+    let name = unique_name("pipeline-test");
+    pipeline_adapters::AwsResources {
+        events_table: format!("{name}-events"),
+        aggregates_table: format!("{name}-aggregates"),
+        idempotency_table: format!("{name}-idempotency"),
+        profiles_table: format!("{name}-profiles"),
+        lake_bucket: format!("{name}-lake"),
+        topic_arn: None,
+        topic_name: format!("{name}-alerts"),
+        search_url: None,
+        search_index: "pipeline-events".to_owned(),
+        search_signing: None,
+    }
 }

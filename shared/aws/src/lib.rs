@@ -8,8 +8,16 @@
 //! every failure reaches the domain as a [`StorageError`](pipeline_domain::StorageError)
 //! classified for the state machine's `Retry` (see [`error`]).
 
+pub mod backend;
+pub mod backoff;
+pub mod bootstrap;
 pub mod clients;
+pub mod dynamodb;
 pub mod error;
 pub mod ledger;
+pub mod opensearch;
+pub mod s3;
+pub mod sns;
 
+pub use backend::AwsBackend;
 pub use clients::AwsClients;

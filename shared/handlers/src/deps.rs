@@ -7,6 +7,11 @@ use pipeline_adapters::config::{DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_PART_EVENTS}
 use pipeline_adapters::local::LocalBackend;
 use pipeline_adapters::model::OnnxRiskModel;
 use pipeline_adapters::{BackendKind, Config, ConfigError};
+use pipeline_aws::AwsBackend;
+use pipeline_domain::StorageError;
+use pipeline_domain::ports::IndexFailure;
+use pipeline_domain::stages::enrich::UserProfile;
+use pipeline_domain::stages::store::SearchDocument;
 use pipeline_domain::ports::{
     AggregateTable, BatchStaging, DataLake, EventTable, Notifier, ObjectSource, ProfileTable,
     RiskModel, SearchIndex,
@@ -62,32 +67,57 @@ pub struct Dependencies {
 }
 
 impl Dependencies {
-    /// Builds the ports that `config` names. Failing here fails the cold start, with the
-    /// variable to fix in the message.
-    pub fn from_config(config: &Config, clock: Clock) -> Result<Self, ConfigError> {
-        if config.backend == BackendKind::Aws {
-            return Err(ConfigError {
-                variable: "PIPELINE_BACKEND".to_owned(),
-                message: "the aws backend is not part of this build yet; use \"local\"".to_owned(),
-            });
-        }
+    /// Opens the backend that `config` names and builds every port over it. Failing here
+    /// fails the cold start, with the variable to fix in the message.
+    pub async fn connect(config: &Config, clock: Clock) -> Result<(Self, Backend), ConfigError> {
         let model = load_model(config.model_path.as_deref())?;
-        let backend =
-            LocalBackend::open(&config.data_dir, &config.objects_dir).map_err(|error| {
-                ConfigError {
-                    variable: "PIPELINE_DATA_DIR".to_owned(),
-                    message: error.to_string(),
-                }
-            })?;
-        backend
-            .database
-            .set_idempotency_window(std::time::Duration::from_secs(
-                config.idempotency_window_seconds,
-            ));
-        let mut deps = Self::local(&backend, model, config.profile_cache_ttl_seconds, clock);
+        let backend = Backend::open(config).await?;
+        Ok((Self::over(&backend, config, model, clock), backend))
+    }
+
+    /// The ports of an open backend, with the sizes and limits `config` sets.
+    pub fn over(backend: &Backend, config: &Config, model: Arc<dyn RiskModel>, clock: Clock) -> Self {
+        let mut deps = match backend {
+            Backend::Local(local) => {
+                local.database.set_idempotency_window(std::time::Duration::from_secs(
+                    config.idempotency_window_seconds,
+                ));
+                Self::local(local, model, config.profile_cache_ttl_seconds, clock)
+            }
+            Backend::Aws(aws) => Self::aws(aws, model, config.profile_cache_ttl_seconds, clock),
+        };
         deps.part_events = config.part_events;
         deps.inline_limit_bytes = config.inline_limit_bytes;
-        Ok(deps)
+        deps
+    }
+
+    /// The AWS backend's ports, with `model` for inference.
+    pub fn aws(
+        backend: &AwsBackend,
+        model: Arc<dyn RiskModel>,
+        profile_cache_ttl_seconds: u64,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            objects: backend.objects.clone(),
+            profiles: backend.profiles.clone(),
+            events: backend.events.clone(),
+            aggregates: backend.aggregates.clone(),
+            lake: backend.lake.clone(),
+            notifier: backend.notifier.clone(),
+            search: backend
+                .search_index()
+                .unwrap_or_else(|| Arc::new(NotIndexed)),
+            model,
+            profile_cache: ProfileCache::new(
+                profile_cache_ttl_seconds as i64 * 1000,
+                PROFILE_CACHE_ENTRIES,
+            ),
+            clock,
+            staging: backend.lake.clone(),
+            part_events: DEFAULT_PART_EVENTS,
+            inline_limit_bytes: DEFAULT_INLINE_LIMIT_BYTES,
+        }
     }
 
     /// The embedded backend's ports, with `model` for inference.
@@ -114,6 +144,91 @@ impl Dependencies {
             staging: backend.lake.clone(),
             part_events: DEFAULT_PART_EVENTS,
             inline_limit_bytes: DEFAULT_INLINE_LIMIT_BYTES,
+        }
+    }
+}
+
+/// The search port of a deployment without a search index (`PIPELINE_SEARCH_URL` unset):
+/// documents are not indexed, and summaries say search is not configured.
+pub struct NotIndexed;
+
+#[async_trait::async_trait]
+impl SearchIndex for NotIndexed {
+    async fn index(&self, _documents: &[SearchDocument]) -> Result<Vec<IndexFailure>, StorageError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The storage behind the ports: the embedded default or AWS.
+#[derive(Clone)]
+pub enum Backend {
+    Local(LocalBackend),
+    Aws(Arc<AwsBackend>),
+}
+
+/// Where a run's outputs went, for summaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPlaces {
+    pub tables: String,
+    pub lake: String,
+    pub notifications: String,
+    pub search: String,
+}
+
+impl Backend {
+    /// Opens the backend `config` names: the data directory, or the AWS resources at the
+    /// endpoint the standard AWS configuration gives.
+    pub async fn open(config: &Config) -> Result<Self, ConfigError> {
+        match config.backend {
+            BackendKind::Local => LocalBackend::open(&config.data_dir, &config.objects_dir)
+                .map(Backend::Local)
+                .map_err(|error| ConfigError {
+                    variable: "PIPELINE_DATA_DIR".to_owned(),
+                    message: error.to_string(),
+                }),
+            BackendKind::Aws => Ok(Backend::Aws(Arc::new(AwsBackend::connect(config).await?))),
+        }
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Local(_) => BackendKind::Local,
+            Backend::Aws(_) => BackendKind::Aws,
+        }
+    }
+
+    /// Loads user profiles into the profiles table; returns how many.
+    pub async fn put_profiles(&self, profiles: &[UserProfile]) -> Result<usize, StorageError> {
+        match self {
+            Backend::Local(local) => local.database.put_profiles(profiles),
+            Backend::Aws(aws) => aws.profiles.put_profiles(profiles).await,
+        }
+    }
+
+    /// Where each output goes.
+    pub fn places(&self) -> OutputPlaces {
+        match self {
+            Backend::Local(local) => OutputPlaces {
+                tables: local.data_dir.join("pipeline.db").display().to_string(),
+                lake: local.lake.root().display().to_string(),
+                notifications: local.outbox.path().display().to_string(),
+                search: format!("{} (FTS5)", local.data_dir.join("pipeline.db").display()),
+            },
+            Backend::Aws(aws) => {
+                let names = &aws.resources;
+                OutputPlaces {
+                    tables: format!(
+                        "DynamoDB {}, {}, {}",
+                        names.events_table, names.aggregates_table, names.idempotency_table
+                    ),
+                    lake: format!("s3://{}", names.lake_bucket),
+                    notifications: format!("SNS {}", aws.topic_arn),
+                    search: match &names.search_url {
+                        Some(url) => format!("{url} index {}", names.search_index),
+                        None => "not configured (PIPELINE_SEARCH_URL)".to_owned(),
+                    },
+                }
+            }
         }
     }
 }

@@ -16,21 +16,23 @@ use crate::stage::Stage;
 
 /// Sets up logs, reads the configuration and builds the ports once. A bad configuration
 /// fails the cold start.
-fn cold_start() -> Result<Arc<Dependencies>, lambda_runtime::Error> {
+async fn cold_start() -> Result<Arc<Dependencies>, lambda_runtime::Error> {
     init_json_logs();
     let config = Config::from_env().inspect_err(|failure| {
         error!(errorType = "ConfigError", reason = %failure, "The configuration is invalid.");
     })?;
-    let deps = Dependencies::from_config(&config, system_clock()).inspect_err(|failure| {
-        error!(errorType = "ConfigError", reason = %failure, "The dependencies could not be built.");
-    })?;
+    let (deps, _backend) = Dependencies::connect(&config, system_clock())
+        .await
+        .inspect_err(|failure| {
+            error!(errorType = "ConfigError", reason = %failure, "The dependencies could not be built.");
+        })?;
     pipeline_domain::schema::warm_up();
     Ok(Arc::new(deps))
 }
 
 /// Serves invocations of `stage` until the runtime stops.
 pub async fn serve(stage: Stage) -> Result<(), lambda_runtime::Error> {
-    let deps = cold_start()?;
+    let deps = cold_start().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let deps = deps.clone();
         async move {
@@ -46,7 +48,7 @@ pub async fn serve(stage: Stage) -> Result<(), lambda_runtime::Error> {
 /// `ReportBatchItemFailures`): each batch runs through the pipeline's state machine
 /// in-process, and the answer names the records to retry.
 pub async fn serve_direct() -> Result<(), lambda_runtime::Error> {
-    let deps = cold_start()?;
+    let deps = cold_start().await?;
     let orchestrator = Arc::new(Orchestrator::pipeline(deps.clone())?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let deps = deps.clone();
