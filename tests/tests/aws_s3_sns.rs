@@ -1,7 +1,8 @@
 //! The S3 and SNS adapters through the real SDK over HTTP, against moto on 127.0.0.1: lake
 //! objects and staged batches land under their exact keys and are removed by prefix, source
 //! objects stream on either flavour of runtime, the S3 source decodes the same records as
-//! the local folder, and notifications reach a subscribed queue once.
+//! the local folder, and notifications reach a subscribed queue once. A proxy in front of
+//! moto answers some PublishBatch requests itself, for the entry failures moto never gives.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;

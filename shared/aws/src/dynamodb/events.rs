@@ -43,8 +43,12 @@ impl DynamoEventTable {
 pub fn event_item(
     stored: &StoredEvent,
 ) -> Result<std::collections::HashMap<String, AttributeValue>, StorageError> {
-    let body = serde_json::to_value(stored)
-        .map_err(|error| StorageError::permanent("encode an event item", error))?;
+    // Encoded as text first: `to_value` would widen the `f32` features and score to `f64`
+    // (578.7038 would become 578.7037963867188), while the text keeps the shortest form that
+    // every other output (the local table, the search index, the Parquet rows) records.
+    let encode = |error| StorageError::permanent("encode an event item", error);
+    let body: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(stored).map_err(encode)?).map_err(encode)?;
     let event = &stored.enriched.event;
     let mut item = std::collections::HashMap::from([
         ("eventId".to_owned(), AttributeValue::S(event.event_id.clone())),

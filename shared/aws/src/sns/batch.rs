@@ -24,10 +24,11 @@ pub(super) struct Unpublished {
 }
 
 impl SnsNotifier {
-    /// Publishes one batch. Entries SNS failed through no fault of the request (its
-    /// `SenderFault` is false) are sent again, up to [`MAX_RETRIES`] times with backoff;
-    /// the others are not; retries also stop at the backoff's deadline. Published ids go to `sent`, what is left to `unpublished`. A
-    /// request that fails as a whole (after the SDK's own retries) is the error.
+    /// Publishes one batch. Entries SNS failed through no fault of the request (their
+    /// `SenderFault` is false) are sent again, up to [`MAX_RETRIES`] times with backoff and
+    /// within the backoff's deadline; the others are not. Published ids go to `sent`, what
+    /// is left to `unpublished`. A request that fails as a whole (after the SDK's own
+    /// retries) is the error.
     pub(super) async fn publish_batch(
         &self,
         batch: Vec<Prepared>,
@@ -56,6 +57,7 @@ impl SnsNotifier {
                 .collect();
             let mut retry = Vec::new();
             for prepared in pending {
+                // SNS lists every entry as successful or failed: one not failed went out.
                 let Some(failure) = failures.get(prepared.entry.id()) else {
                     sent.push(prepared.notification_id);
                     continue;
