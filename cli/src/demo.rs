@@ -1,10 +1,10 @@
 //! `pipeline demo`: synthetic events from every source through the state machine.
 
 use pipeline_adapters::Config;
-use pipeline_handlers::deps::Backend;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::synth::{SplitMix64, SynthConfig, generate};
+use pipeline_handlers::deps::Backend;
 
 use pipeline_handlers::carried::encoded_size;
 
@@ -156,7 +156,9 @@ async fn upload_sources(
         };
         for record in records {
             let s3 = &mut record["s3"];
-            let (Some(source_bucket), Some(key)) = (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str()) else {
+            let (Some(source_bucket), Some(key)) =
+                (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str())
+            else {
                 continue;
             };
             let path = objects_dir.join(source_bucket).join(key);
@@ -172,7 +174,10 @@ async fn upload_sources(
                 .body(body)
                 .send()
                 .await
-                .map_err(|error| pipeline_aws::error::classify(format!("upload s3://{bucket}/{uploaded}"), error).to_string())?;
+                .map_err(|error| {
+                    pipeline_aws::error::classify(format!("upload s3://{bucket}/{uploaded}"), error)
+                        .to_string()
+                })?;
             s3["bucket"]["name"] = serde_json::Value::String(bucket.clone());
             s3["bucket"]["arn"] = serde_json::Value::String(format!("arn:aws:s3:::{bucket}"));
             s3["object"]["key"] = serde_json::Value::String(uploaded);

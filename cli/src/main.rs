@@ -248,12 +248,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 // Without a signal handler the server simply runs until the process is killed.
                 let _ = tokio::signal::ctrl_c().await;
             };
-            serve::serve(
-                listener,
-                serve::App::new(orchestrator, deps),
-                shutdown,
-            )
-            .await;
+            serve::serve(listener, serve::App::new(orchestrator, deps), shutdown).await;
             Ok(())
         }
         Command::Bootstrap => bootstrap(&config).await,
@@ -266,7 +261,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .put_profiles(&profiles)
                 .await
                 .map_err(|error| error.to_string())?;
-            println!("Imported {count} profiles into {}.", backend.places().tables);
+            println!(
+                "Imported {count} profiles into {}.",
+                backend.places().tables
+            );
             Ok(())
         }
     }
@@ -310,11 +308,18 @@ async fn bootstrap(config: &Config) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     println!("Bootstrapped {endpoint}:");
     for resource in &report.resources {
-        let state = if resource.created { "created" } else { "exists " };
+        let state = if resource.created {
+            "created"
+        } else {
+            "exists "
+        };
         println!("  {state}  {:<6}  {}", resource.kind, resource.name);
     }
     if config.aws.topic_arn.is_none() {
-        println!("The topic is found by its name; set PIPELINE_TOPIC_ARN={} to skip the lookup.", report.topic_arn);
+        println!(
+            "The topic is found by its name; set PIPELINE_TOPIC_ARN={} to skip the lookup.",
+            report.topic_arn
+        );
     }
     Ok(())
 }

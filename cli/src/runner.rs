@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pipeline_adapters::Config;
 use pipeline_asl::{Execution, ExecutionFailure, ExecutionOptions};
 use pipeline_handlers::Dependencies;
-use pipeline_handlers::deps::OutputPlaces;
 use pipeline_handlers::carried::staging_prefix;
+use pipeline_handlers::deps::OutputPlaces;
 use pipeline_handlers::orchestrator::Orchestrator;
 use serde_json::Value;
 

@@ -35,10 +35,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(
-        orchestrator: Arc<Orchestrator>,
-        deps: Arc<Dependencies>,
-    ) -> Self {
+    pub fn new(orchestrator: Arc<Orchestrator>, deps: Arc<Dependencies>) -> Self {
         Self {
             orchestrator,
             deps,

@@ -73,8 +73,14 @@ impl FaultProxy {
                         let state = state.clone();
                         async move {
                             let (upstream, fault, client, seen, gate, one_at_a_time) = &*state;
-                            let _turn = if *one_at_a_time { Some(gate.lock().await) } else { None };
-                            Ok::<_, Infallible>(handle(request, upstream, fault, client, seen).await)
+                            let _turn = if *one_at_a_time {
+                                Some(gate.lock().await)
+                            } else {
+                                None
+                            };
+                            Ok::<_, Infallible>(
+                                handle(request, upstream, fault, client, seen).await,
+                            )
                         }
                     });
                     let _ = http1::Builder::new()
@@ -83,7 +89,11 @@ impl FaultProxy {
                 });
             }
         });
-        Self { endpoint, seen, task }
+        Self {
+            endpoint,
+            seen,
+            task,
+        }
     }
 
     /// How many requests of `operation` (`BatchWriteItem`, ...) reached the proxy.
@@ -111,7 +121,11 @@ async fn handle(
     seen: &Mutex<HashMap<String, usize>>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
     let operation = parts
         .headers
         .get("x-amz-target")
@@ -143,7 +157,11 @@ async fn handle(
             match client.request(forwarded).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
                     Response::from_parts(parts, Full::new(body))
                 }
                 Err(error) => Response::builder()

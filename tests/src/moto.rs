@@ -153,3 +153,98 @@ pub fn unique_resources() -> pipeline_adapters::AwsResources {
         search_signing: None,
     }
 }
+
+/// A queue subscribed to `topic_arn` with the SNS envelope kept, and its URL.
+pub async fn subscribed_queue(clients: &pipeline_aws::AwsClients, topic_arn: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&clients.config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name("alerts"))
+        .send()
+        .await
+        .expect("create the queue")
+        .queue_url
+        .expect("a queue URL");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("the queue's attributes")
+        .attributes
+        .and_then(|mut attributes| {
+            attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        })
+        .expect("the queue ARN");
+    clients
+        .sns
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "false")
+        .send()
+        .await
+        .expect("subscribe the queue");
+    queue_url
+}
+
+/// Receives messages until `expected` have arrived or `tries` polls of a second each have
+/// passed, and deletes them.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    expected: usize,
+    tries: usize,
+) -> Vec<serde_json::Value> {
+    let mut bodies = Vec::new();
+    for _ in 0..tries {
+        if bodies.len() >= expected {
+            break;
+        }
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive messages");
+        for message in output.messages() {
+            let body = message.body().expect("a body");
+            bodies.push(serde_json::from_str(body).expect("an SNS envelope"));
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().expect("a receipt handle"))
+                .send()
+                .await
+                .expect("delete the message");
+        }
+    }
+    bodies
+}
+
+/// Every item of `table`, over all scan pages.
+pub async fn scan(
+    clients: &pipeline_aws::AwsClients,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}

@@ -494,77 +494,6 @@ fn notifications(count: usize) -> Vec<Notification> {
         .collect()
 }
 
-/// A queue subscribed to `topic_arn` with the SNS envelope kept, and its URL.
-async fn subscribed_queue(clients: &AwsClients, topic_arn: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&clients.config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(moto::unique_name("alerts"))
-        .send()
-        .await
-        .expect("create the queue")
-        .queue_url
-        .expect("a queue URL");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("the queue's attributes")
-        .attributes
-        .and_then(|mut attributes| {
-            attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        })
-        .expect("the queue ARN");
-    clients
-        .sns
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .attributes("RawMessageDelivery", "false")
-        .send()
-        .await
-        .expect("subscribe the queue");
-    queue_url
-}
-
-/// Receives messages until `expected` have arrived or `tries` polls of a second each have
-/// passed, and deletes them.
-async fn receive(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    expected: usize,
-    tries: usize,
-) -> Vec<Value> {
-    let mut bodies = Vec::new();
-    for _ in 0..tries {
-        if bodies.len() >= expected {
-            break;
-        }
-        let output = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive messages");
-        for message in output.messages() {
-            let body = message.body().expect("a body");
-            bodies.push(serde_json::from_str(body).expect("an SNS envelope"));
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().expect("a receipt handle"))
-                .send()
-                .await
-                .expect("delete the message");
-        }
-    }
-    bodies
-}
-
 #[tokio::test]
 async fn notifications_reach_a_subscribed_queue_once() {
     let clients = moto::clients().await;
@@ -578,7 +507,7 @@ async fn notifications_reach_a_subscribed_queue_once() {
         .expect("create the topic")
         .topic_arn
         .expect("a topic ARN");
-    let queue_url = subscribed_queue(&clients, &topic_arn).await;
+    let queue_url = moto::subscribed_queue(&clients, &topic_arn).await;
     let sqs = aws_sdk_sqs::Client::new(&clients.config);
     let notifier = SnsNotifier::new(
         clients.sns.clone(),
@@ -588,7 +517,7 @@ async fn notifications_reach_a_subscribed_queue_once() {
 
     let sent = notifications(12);
     assert_eq!(notifier.publish(&sent).await, Ok(12));
-    let envelopes = receive(&sqs, &queue_url, sent.len(), 20).await;
+    let envelopes = moto::receive(&sqs, &queue_url, sent.len(), 20).await;
     assert_eq!(
         envelopes.len(),
         sent.len(),
@@ -615,7 +544,7 @@ async fn notifications_reach_a_subscribed_queue_once() {
     assert_eq!(received, expected);
 
     assert_eq!(notifier.publish(&sent).await, Ok(0), "already sent");
-    let again = receive(&sqs, &queue_url, 1, 3).await;
+    let again = moto::receive(&sqs, &queue_url, 1, 3).await;
     assert!(again.is_empty(), "nothing new arrives: {again:?}");
 
     assert_eq!(

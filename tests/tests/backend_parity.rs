@@ -16,14 +16,18 @@ use pipeline_aws::AwsBackend;
 use pipeline_aws::bootstrap::bootstrap;
 use pipeline_handlers::Dependencies;
 use pipeline_handlers::orchestrator::Orchestrator;
-use pipeline_tests::{FIXED_NOW_MILLIS, Sandbox, embedded_model, moto, objects_dir, source_fixtures};
+use pipeline_tests::{
+    FIXED_NOW_MILLIS, Sandbox, embedded_model, moto, objects_dir, source_fixtures,
+};
 use serde_json::Value;
 
 fn options(name: &str) -> ExecutionOptions {
     ExecutionOptions {
         name: name.to_owned(),
         sleeper: Arc::new(RecordingSleeper::default()),
-        now: Arc::new(|| chrono::DateTime::from_timestamp_millis(FIXED_NOW_MILLIS).unwrap_or_default()),
+        now: Arc::new(|| {
+            chrono::DateTime::from_timestamp_millis(FIXED_NOW_MILLIS).unwrap_or_default()
+        }),
         ..ExecutionOptions::default()
     }
 }
@@ -42,10 +46,14 @@ struct State {
 fn rows_of(key: &str, bytes: Vec<u8>) -> usize {
     if key.ends_with(".parquet") {
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let reader = SerializedFileReader::new(hyper::body::Bytes::from(bytes)).expect("a Parquet object");
+        let reader =
+            SerializedFileReader::new(hyper::body::Bytes::from(bytes)).expect("a Parquet object");
         reader.metadata().file_metadata().num_rows() as usize
     } else {
-        String::from_utf8_lossy(&bytes).lines().filter(|line| !line.trim().is_empty()).count()
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .count()
     }
 }
 
@@ -57,7 +65,10 @@ fn local_state(sandbox: &Sandbox) -> State {
         .map(|row| {
             let row = serde_json::to_value(row).expect("a row");
             (
-                (row["scope"].as_str().unwrap().to_owned(), row["windowStart"].as_i64().unwrap()),
+                (
+                    row["scope"].as_str().unwrap().to_owned(),
+                    row["windowStart"].as_i64().unwrap(),
+                ),
                 (
                     row["count"].as_u64().unwrap(),
                     (row["amountSum"].as_f64().unwrap() * 1000.0).round() as i64,
@@ -80,7 +91,12 @@ fn local_state(sandbox: &Sandbox) -> State {
         .into_iter()
         .map(|line| line["id"].as_str().unwrap().to_owned())
         .collect();
-    State { events: snapshot.events, aggregates, lake, notifications }
+    State {
+        events: snapshot.events,
+        aggregates,
+        lake,
+        notifications,
+    }
 }
 
 async fn aws_state(aws: &AwsBackend, queue_url: &str, delivered: &mut BTreeSet<String>) -> State {
@@ -91,14 +107,28 @@ async fn aws_state(aws: &AwsBackend, queue_url: &str, delivered: &mut BTreeSet<S
     for table in [&names.events_table, &names.aggregates_table] {
         let mut start = None;
         loop {
-            let page = clients.dynamodb.scan().table_name(table).set_exclusive_start_key(start).send().await.expect("scan");
+            let page = clients
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
             for item in page.items.unwrap_or_default() {
-                let item = Value::Object(pipeline_aws::dynamodb::item::from_item(&item).expect("an item"));
+                let item =
+                    Value::Object(pipeline_aws::dynamodb::item::from_item(&item).expect("an item"));
                 if table == &names.events_table {
-                    events.insert(item["eventId"].as_str().unwrap().to_owned(), item["body"].clone());
+                    events.insert(
+                        item["eventId"].as_str().unwrap().to_owned(),
+                        item["body"].clone(),
+                    );
                 } else if item["sk"].as_str().unwrap().starts_with("w#") {
                     aggregates.insert(
-                        (item["scope"].as_str().unwrap().to_owned(), item["windowStart"].as_i64().unwrap()),
+                        (
+                            item["scope"].as_str().unwrap().to_owned(),
+                            item["windowStart"].as_i64().unwrap(),
+                        ),
                         (
                             item["eventCount"].as_u64().unwrap(),
                             (item["amountSum"].as_f64().unwrap() * 1000.0).round() as i64,
@@ -114,43 +144,50 @@ async fn aws_state(aws: &AwsBackend, queue_url: &str, delivered: &mut BTreeSet<S
         }
     }
     let mut lake = BTreeMap::new();
-    let listed = clients.s3.list_objects_v2().bucket(&names.lake_bucket).into_paginator().send().collect::<Vec<_>>().await;
+    let listed = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&names.lake_bucket)
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
     for page in listed {
         for object in page.expect("a listing").contents.unwrap_or_default() {
             let key = object.key.unwrap();
             if key.starts_with("staging/") {
                 continue;
             }
-            let body = clients.s3.get_object().bucket(&names.lake_bucket).key(&key).send().await.expect("an object");
-            let bytes = body.body.collect().await.expect("a body").into_bytes().to_vec();
+            let body = clients
+                .s3
+                .get_object()
+                .bucket(&names.lake_bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("an object");
+            let bytes = body
+                .body
+                .collect()
+                .await
+                .expect("a body")
+                .into_bytes()
+                .to_vec();
             lake.insert(key.clone(), rows_of(&key, bytes));
         }
     }
-    // What SNS delivered to the queue so far; a few empty receives in a row end the wait.
-    let mut empty = 0;
-    while empty < 3 {
-        let received = receive(clients, queue_url).await;
-        if received.is_empty() {
-            empty += 1;
-        }
-        delivered.extend(received);
+    // What SNS delivered to the queue so far (a few polls of a second each).
+    let sqs = aws_sdk_sqs::Client::new(&clients.config);
+    for envelope in moto::receive(&sqs, queue_url, usize::MAX, 3).await {
+        let message = envelope["Message"].as_str().expect("a message");
+        let notification: Value = serde_json::from_str(message).expect("a notification");
+        delivered.insert(notification["id"].as_str().expect("an id").to_owned());
     }
-    State { events, aggregates, lake, notifications: delivered.clone() }
-}
-
-/// The notification ids of the messages waiting in the queue, which are then deleted.
-async fn receive(clients: &pipeline_aws::AwsClients, queue_url: &str) -> Vec<String> {
-    {
-        let sqs = aws_sdk_sqs::Client::new(&clients.config);
-        let output = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.expect("receive");
-        let mut ids = Vec::new();
-        for message in output.messages.unwrap_or_default() {
-            let envelope: Value = serde_json::from_str(message.body().unwrap()).expect("an SNS envelope");
-            let notification: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).expect("a notification");
-            ids.push(notification["id"].as_str().unwrap().to_owned());
-            sqs.delete_message().queue_url(queue_url).receipt_handle(message.receipt_handle().unwrap()).send().await.expect("delete");
-        }
-        ids
+    State {
+        events,
+        aggregates,
+        lake,
+        notifications: delivered.clone(),
     }
 }
 
@@ -168,8 +205,20 @@ async fn upload_fixture_objects(clients: &pipeline_aws::AwsClients, root: &Path)
                     pending.push(path);
                     continue;
                 }
-                let key = path.strip_prefix(&bucket).unwrap().to_string_lossy().replace('\\', "/");
-                clients.s3.put_object().bucket(&name).key(&key).body(ByteStream::from_path(&path).await.unwrap()).send().await.expect("upload");
+                let key = path
+                    .strip_prefix(&bucket)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                clients
+                    .s3
+                    .put_object()
+                    .bucket(&name)
+                    .key(&key)
+                    .body(ByteStream::from_path(&path).await.unwrap())
+                    .send()
+                    .await
+                    .expect("upload");
             }
         }
     }
@@ -182,7 +231,10 @@ async fn every_fixture_leaves_the_same_state_on_both_backends() {
     let fixtures = source_fixtures();
     for (folder, stem, path) in &fixtures {
         let event = pipeline_tests::read_json(path);
-        sandbox.orchestrator.execute(event, &options(&format!("{folder}-{stem}"))).await;
+        sandbox
+            .orchestrator
+            .execute(event, &options(&format!("{folder}-{stem}")))
+            .await;
     }
     let local = local_state(&sandbox);
 
@@ -191,34 +243,41 @@ async fn every_fixture_leaves_the_same_state_on_both_backends() {
     let names = moto::unique_resources();
     let provisioned = bootstrap(&clients, &names).await.expect("bootstrap");
     upload_fixture_objects(&clients, &objects_dir()).await;
-    let sqs = aws_sdk_sqs::Client::new(&clients.config);
-    let queue_url = sqs.create_queue().queue_name(moto::unique_name("alerts")).send().await.unwrap().queue_url.unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    clients.sns.subscribe().topic_arn(&provisioned.topic_arn).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
+    let queue_url = moto::subscribed_queue(&clients, &provisioned.topic_arn).await;
 
     let config = Config::from_lookup(|_| None).expect("the default configuration");
-    let config = Config { aws: names.clone(), ..config };
-    let aws = Arc::new(AwsBackend::with_clients(clients.clone(), &config).await.expect("the AWS backend"));
-    aws.profiles.put_profiles(&pipeline_tests::fixture_profiles()).await.expect("profiles");
-    let deps = Arc::new(Dependencies::aws(&aws, embedded_model(), 300, Arc::new(|| FIXED_NOW_MILLIS)));
+    let config = Config {
+        aws: names.clone(),
+        ..config
+    };
+    let aws = Arc::new(
+        AwsBackend::with_clients(clients.clone(), &config)
+            .await
+            .expect("the AWS backend"),
+    );
+    aws.profiles
+        .put_profiles(&pipeline_tests::fixture_profiles())
+        .await
+        .expect("profiles");
+    let deps = Arc::new(Dependencies::aws(
+        &aws,
+        embedded_model(),
+        300,
+        Arc::new(|| FIXED_NOW_MILLIS),
+    ));
     let orchestrator = Orchestrator::pipeline(deps).expect("the definition loads");
     for (folder, stem, path) in &fixtures {
         let event = pipeline_tests::read_json(path);
-        orchestrator.execute(event, &options(&format!("{folder}-{stem}"))).await;
+        orchestrator
+            .execute(event, &options(&format!("{folder}-{stem}")))
+            .await;
     }
     let mut delivered = BTreeSet::new();
     let remote = aws_state(&aws, &queue_url, &mut delivered).await;
 
-    assert!(!local.events.is_empty() && !local.aggregates.is_empty() && !local.notifications.is_empty());
+    assert!(
+        !local.events.is_empty() && !local.aggregates.is_empty() && !local.notifications.is_empty()
+    );
     let event_ids = |state: &State| state.events.keys().cloned().collect::<Vec<_>>();
     assert_eq!(event_ids(&remote), event_ids(&local));
     for (id, body) in &local.events {
@@ -231,7 +290,9 @@ async fn every_fixture_leaves_the_same_state_on_both_backends() {
     // A replay on AWS changes nothing and sends nothing.
     for (folder, stem, path) in &fixtures {
         let event = pipeline_tests::read_json(path);
-        orchestrator.execute(event, &options(&format!("{folder}-{stem}-again"))).await;
+        orchestrator
+            .execute(event, &options(&format!("{folder}-{stem}-again")))
+            .await;
     }
     let replayed = aws_state(&aws, &queue_url, &mut delivered).await;
     assert_eq!(replayed, remote);

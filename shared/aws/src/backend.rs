@@ -8,7 +8,9 @@ use pipeline_domain::ports::SearchIndex;
 use tracing::warn;
 
 use crate::AwsClients;
-use crate::dynamodb::{DynamoAggregateTable, DynamoEventTable, DynamoProfileTable, IdempotencyTable};
+use crate::dynamodb::{
+    DynamoAggregateTable, DynamoEventTable, DynamoProfileTable, IdempotencyTable,
+};
 use crate::opensearch::{OpenSearchIndex, OpenSearchSettings, Signing};
 use crate::s3::{S3Lake, S3Objects};
 use crate::sns::{SnsNotifier, topic_arn_by_name};
@@ -65,20 +67,28 @@ impl AwsBackend {
             message: error.to_string(),
         })?;
         let search = match &resources.search_url {
-            Some(url) => Some(Arc::new(OpenSearchIndex::new(search_settings(&clients, &resources, url))?)),
+            Some(url) => Some(Arc::new(OpenSearchIndex::new(search_settings(
+                &clients, &resources, url,
+            ))?)),
             None => {
                 warn!("PIPELINE_SEARCH_URL is not set: events are not indexed for search.");
                 None
             }
         };
         Ok(Self {
-            events: Arc::new(DynamoEventTable::new(clients.dynamodb.clone(), &resources.events_table)),
+            events: Arc::new(DynamoEventTable::new(
+                clients.dynamodb.clone(),
+                &resources.events_table,
+            )),
             aggregates: Arc::new(DynamoAggregateTable::new(
                 clients.dynamodb.clone(),
                 &resources.aggregates_table,
                 claims.clone(),
             )),
-            profiles: Arc::new(DynamoProfileTable::new(clients.dynamodb.clone(), &resources.profiles_table)),
+            profiles: Arc::new(DynamoProfileTable::new(
+                clients.dynamodb.clone(),
+                &resources.profiles_table,
+            )),
             lake: Arc::new(S3Lake::new(clients.s3.clone(), &resources.lake_bucket)),
             objects: Arc::new(objects),
             notifier: Arc::new(SnsNotifier::new(
@@ -96,15 +106,25 @@ impl AwsBackend {
 
     /// The search port: OpenSearch, or no index when none is configured.
     pub fn search_index(&self) -> Option<Arc<dyn SearchIndex>> {
-        self.search.clone().map(|index| index as Arc<dyn SearchIndex>)
+        self.search
+            .clone()
+            .map(|index| index as Arc<dyn SearchIndex>)
     }
 }
 
-fn search_settings(clients: &AwsClients, resources: &AwsResources, url: &str) -> OpenSearchSettings {
+fn search_settings(
+    clients: &AwsClients,
+    resources: &AwsResources,
+    url: &str,
+) -> OpenSearchSettings {
     let signing = resources.search_signing.as_ref().and_then(|service| {
         let region = clients.config.region()?.as_ref().to_owned();
         let credentials = clients.config.credentials_provider()?;
-        Some(Signing { service: service.clone(), region, credentials })
+        Some(Signing {
+            service: service.clone(),
+            region,
+            credentials,
+        })
     });
     OpenSearchSettings {
         signing,

@@ -41,26 +41,72 @@ struct TableKey {
 }
 
 /// Creates every resource `names` lists that does not exist yet.
-pub async fn bootstrap(clients: &AwsClients, names: &AwsResources) -> Result<Bootstrap, StorageError> {
+pub async fn bootstrap(
+    clients: &AwsClients,
+    names: &AwsResources,
+) -> Result<Bootstrap, StorageError> {
     let mut resources = Vec::new();
     let tables = [
-        (&names.events_table, TableKey { partition: "eventId", sort: None }, false),
-        (&names.aggregates_table, TableKey { partition: "pk", sort: Some("sk") }, false),
-        (&names.idempotency_table, TableKey { partition: "id", sort: None }, true),
-        (&names.profiles_table, TableKey { partition: "userId", sort: None }, false),
+        (
+            &names.events_table,
+            TableKey {
+                partition: "eventId",
+                sort: None,
+            },
+            false,
+        ),
+        (
+            &names.aggregates_table,
+            TableKey {
+                partition: "pk",
+                sort: Some("sk"),
+            },
+            false,
+        ),
+        (
+            &names.idempotency_table,
+            TableKey {
+                partition: "id",
+                sort: None,
+            },
+            true,
+        ),
+        (
+            &names.profiles_table,
+            TableKey {
+                partition: "userId",
+                sort: None,
+            },
+            false,
+        ),
     ];
     for (name, key, expires) in tables {
         let created = create_table(&clients.dynamodb, name, &key).await?;
         if expires && created {
             enable_ttl(&clients.dynamodb, name).await?;
         }
-        resources.push(Provisioned { kind: "table", name: name.clone(), created });
+        resources.push(Provisioned {
+            kind: "table",
+            name: name.clone(),
+            created,
+        });
     }
     let created = create_bucket(clients, &names.lake_bucket).await?;
-    resources.push(Provisioned { kind: "bucket", name: names.lake_bucket.clone(), created });
+    resources.push(Provisioned {
+        kind: "bucket",
+        name: names.lake_bucket.clone(),
+        created,
+    });
     let (topic_arn, created) = create_topic(clients, names).await?;
-    resources.push(Provisioned { kind: "topic", name: topic_arn.clone(), created });
-    Ok(Bootstrap { resources, topic_arn })
+    resources.push(Provisioned {
+        kind: "topic",
+        name: topic_arn.clone(),
+        created,
+    });
+    Ok(Bootstrap {
+        resources,
+        topic_arn,
+    })
 }
 
 async fn create_table(
@@ -133,7 +179,10 @@ async fn create_bucket(clients: &AwsClients, name: &str) -> Result<bool, Storage
     }
     let mut request = clients.s3.create_bucket().bucket(name);
     // us-east-1 is the one region that takes no location constraint.
-    if let Some(region) = clients.config.region().map(|region| region.as_ref().to_owned())
+    if let Some(region) = clients
+        .config
+        .region()
+        .map(|region| region.as_ref().to_owned())
         && region != "us-east-1"
     {
         request = request.create_bucket_configuration(
@@ -158,7 +207,10 @@ async fn create_bucket(clients: &AwsClients, name: &str) -> Result<bool, Storage
 
 /// SNS's `CreateTopic` is idempotent by name and returns the ARN either way, so whether the
 /// topic is new is read from the topic list first.
-async fn create_topic(clients: &AwsClients, names: &AwsResources) -> Result<(String, bool), StorageError> {
+async fn create_topic(
+    clients: &AwsClients,
+    names: &AwsResources,
+) -> Result<(String, bool), StorageError> {
     let existing = crate::sns::topic_arn_by_name(&clients.sns, &names.topic_name).await?;
     let output = clients
         .sns

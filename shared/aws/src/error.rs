@@ -93,10 +93,19 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_are_transient_and_client_errors_are_not() {
-        for code in ["ThrottlingException", "ProvisionedThroughputExceededException", "SlowDown"] {
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "SlowDown",
+        ] {
             assert!(is_transient_code(code), "{code}");
         }
-        for code in ["ValidationException", "AccessDeniedException", "ResourceNotFoundException", "NoSuchBucket"] {
+        for code in [
+            "ValidationException",
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            "NoSuchBucket",
+        ] {
             assert!(!is_transient_code(code), "{code}");
         }
         assert!(is_transient_status(429));

@@ -10,13 +10,13 @@ use pipeline_adapters::{BackendKind, Config, ConfigError};
 use pipeline_aws::AwsBackend;
 use pipeline_domain::StorageError;
 use pipeline_domain::ports::IndexFailure;
-use pipeline_domain::stages::enrich::UserProfile;
-use pipeline_domain::stages::store::SearchDocument;
 use pipeline_domain::ports::{
     AggregateTable, BatchStaging, DataLake, EventTable, Notifier, ObjectSource, ProfileTable,
     RiskModel, SearchIndex,
 };
 use pipeline_domain::stages::enrich::ProfileCache;
+use pipeline_domain::stages::enrich::UserProfile;
+use pipeline_domain::stages::store::SearchDocument;
 
 /// Most profiles one warm container keeps.
 const PROFILE_CACHE_ENTRIES: usize = 100_000;
@@ -76,12 +76,19 @@ impl Dependencies {
     }
 
     /// The ports of an open backend, with the sizes and limits `config` sets.
-    pub fn over(backend: &Backend, config: &Config, model: Arc<dyn RiskModel>, clock: Clock) -> Self {
+    pub fn over(
+        backend: &Backend,
+        config: &Config,
+        model: Arc<dyn RiskModel>,
+        clock: Clock,
+    ) -> Self {
         let mut deps = match backend {
             Backend::Local(local) => {
-                local.database.set_idempotency_window(std::time::Duration::from_secs(
-                    config.idempotency_window_seconds,
-                ));
+                local
+                    .database
+                    .set_idempotency_window(std::time::Duration::from_secs(
+                        config.idempotency_window_seconds,
+                    ));
                 Self::local(local, model, config.profile_cache_ttl_seconds, clock)
             }
             Backend::Aws(aws) => Self::aws(aws, model, config.profile_cache_ttl_seconds, clock),
@@ -154,7 +161,10 @@ pub struct NotIndexed;
 
 #[async_trait::async_trait]
 impl SearchIndex for NotIndexed {
-    async fn index(&self, _documents: &[SearchDocument]) -> Result<Vec<IndexFailure>, StorageError> {
+    async fn index(
+        &self,
+        _documents: &[SearchDocument],
+    ) -> Result<Vec<IndexFailure>, StorageError> {
         Ok(Vec::new())
     }
 }

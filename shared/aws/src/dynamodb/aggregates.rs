@@ -96,7 +96,9 @@ pub fn chunks(contributions: &[EventContribution]) -> Vec<&[EventContribution]> 
             .count();
         let new_members = member_of
             .iter()
-            .filter(|scope| !members.contains(&((*scope).clone(), window, contribution.user_id.as_str())))
+            .filter(|scope| {
+                !members.contains(&((*scope).clone(), window, contribution.user_id.as_str()))
+            })
             .count();
         let events = index - start;
         if events + 1 + counters.len() + new_counters + members.len() + new_members > MAX_ACTIONS {
@@ -106,7 +108,11 @@ pub fn chunks(contributions: &[EventContribution]) -> Vec<&[EventContribution]> 
             members.clear();
         }
         counters.extend(counted.into_iter().map(|scope| (scope, window)));
-        members.extend(member_of.into_iter().map(|scope| (scope, window, contribution.user_id.as_str())));
+        members.extend(
+            member_of
+                .into_iter()
+                .map(|scope| (scope, window, contribution.user_id.as_str())),
+        );
     }
     if start < contributions.len() {
         chunks.push(&contributions[start..]);
@@ -117,7 +123,10 @@ pub fn chunks(contributions: &[EventContribution]) -> Vec<&[EventContribution]> 
 /// Why a chunk's transaction was cancelled, from its cancellation reasons.
 enum Cancelled {
     /// These events were claimed before and these memberships exist: leave them out.
-    Known { events: Vec<String>, members: Vec<WindowMember> },
+    Known {
+        events: Vec<String>,
+        members: Vec<WindowMember>,
+    },
     /// A conflicting transaction or throttling: the same chunk may pass later.
     Busy(String),
 }
@@ -142,7 +151,9 @@ impl DynamoAggregateTable {
         .without(&HashSet::new());
         let mut items = Vec::with_capacity(MAX_ACTIONS);
         for contribution in events {
-            let put = self.claims.claim_put(&format!("event#{}", contribution.event_id), now)?;
+            let put = self
+                .claims
+                .claim_put(&format!("event#{}", contribution.event_id), now)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
         let fresh: Vec<WindowMember> = sums
@@ -152,10 +163,15 @@ impl DynamoAggregateTable {
             .collect();
         let mut distinct: BTreeMap<(&str, i64), u64> = BTreeMap::new();
         for member in &fresh {
-            *distinct.entry((member.scope.as_str(), member.window_start)).or_default() += 1;
+            *distinct
+                .entry((member.scope.as_str(), member.window_start))
+                .or_default() += 1;
             let put = Put::builder()
                 .table_name(&self.table)
-                .item("pk", AttributeValue::S(members_partition_key(&member.scope, member.window_start)))
+                .item(
+                    "pk",
+                    AttributeValue::S(members_partition_key(&member.scope, member.window_start)),
+                )
                 .item("sk", AttributeValue::S(format!("u#{}", member.user_id)))
                 .item("userId", AttributeValue::S(member.user_id.clone()))
                 .condition_expression("attribute_not_exists(pk)")
@@ -223,8 +239,16 @@ impl DynamoAggregateTable {
                 },
             };
             match cancelled {
-                Cancelled::Known { events: applied, members } => {
-                    debug!(batchId = batch_id, applied = applied.len(), members = members.len(), "Left out what was applied before.");
+                Cancelled::Known {
+                    events: applied,
+                    members,
+                } => {
+                    debug!(
+                        batchId = batch_id,
+                        applied = applied.len(),
+                        members = members.len(),
+                        "Left out what was applied before."
+                    );
                     let applied: HashSet<String> = applied.into_iter().collect();
                     events.retain(|contribution| !applied.contains(&contribution.event_id));
                     known_members.extend(members);
@@ -259,7 +283,8 @@ fn read_reasons(
             "ConditionalCheckFailed" if index < events.len() + fresh.len() => {
                 members.push(fresh[index - events.len()].clone());
             }
-            code @ ("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded") => {
+            code
+            @ ("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded") => {
                 busy = Some(code.to_owned());
             }
             code => {
@@ -278,7 +303,10 @@ fn read_reasons(
             "the transaction was cancelled without a reason".to_owned()
         })));
     }
-    Ok(Cancelled::Known { events: applied, members })
+    Ok(Cancelled::Known {
+        events: applied,
+        members,
+    })
 }
 
 #[async_trait]
@@ -338,7 +366,8 @@ mod tests {
         for (users, types) in [(1, 1), (7, 3), (10_000, 5)] {
             let contributions: Vec<_> = (0..1_000).map(|i| contribution(i, users, types)).collect();
             let chunks = chunks(&contributions);
-            let rejoined: Vec<&EventContribution> = chunks.iter().flat_map(|chunk| chunk.iter()).collect();
+            let rejoined: Vec<&EventContribution> =
+                chunks.iter().flat_map(|chunk| chunk.iter()).collect();
             assert_eq!(rejoined.len(), contributions.len());
             assert!(rejoined.iter().zip(&contributions).all(|(a, b)| *a == b));
             for chunk in &chunks {

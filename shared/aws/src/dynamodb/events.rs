@@ -51,19 +51,37 @@ pub fn event_item(
         serde_json::from_str(&serde_json::to_string(stored).map_err(encode)?).map_err(encode)?;
     let event = &stored.enriched.event;
     let mut item = std::collections::HashMap::from([
-        ("eventId".to_owned(), AttributeValue::S(event.event_id.clone())),
-        ("userId".to_owned(), AttributeValue::S(event.user_id.clone())),
-        ("eventType".to_owned(), AttributeValue::S(event.event_type.clone())),
+        (
+            "eventId".to_owned(),
+            AttributeValue::S(event.event_id.clone()),
+        ),
+        (
+            "userId".to_owned(),
+            AttributeValue::S(event.user_id.clone()),
+        ),
+        (
+            "eventType".to_owned(),
+            AttributeValue::S(event.event_type.clone()),
+        ),
         (
             "timestamp".to_owned(),
             to_attribute(&serde_json::json!(event.timestamp_millis())),
         ),
-        ("dt".to_owned(), AttributeValue::S(stored.enriched.partition.dt.clone())),
-        ("hour".to_owned(), AttributeValue::S(stored.enriched.partition.hour.clone())),
+        (
+            "dt".to_owned(),
+            AttributeValue::S(stored.enriched.partition.dt.clone()),
+        ),
+        (
+            "hour".to_owned(),
+            AttributeValue::S(stored.enriched.partition.hour.clone()),
+        ),
         ("body".to_owned(), to_attribute(&body)),
     ]);
     if let Some(risk) = &stored.risk {
-        item.insert("riskScore".to_owned(), AttributeValue::N(risk.score.to_string()));
+        item.insert(
+            "riskScore".to_owned(),
+            AttributeValue::N(risk.score.to_string()),
+        );
         let label = match risk.label {
             RiskLabel::High => "high",
             RiskLabel::Low => "low",

@@ -48,7 +48,10 @@ impl IdempotencyTable {
         HashMap::from([
             ("id".to_owned(), AttributeValue::S(key.to_owned())),
             ("appliedAt".to_owned(), AttributeValue::N(now.to_string())),
-            ("expiresAt".to_owned(), AttributeValue::N(expires_at.to_string())),
+            (
+                "expiresAt".to_owned(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
         ])
     }
 

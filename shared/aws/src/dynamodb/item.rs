@@ -66,7 +66,9 @@ fn parse_number(text: &str) -> Option<Number> {
 
 /// A string attribute of an item.
 pub fn string_of<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|value| value.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|value| value.as_s().ok())
+        .map(String::as_str)
 }
 
 /// A number attribute of an item.
@@ -96,7 +98,10 @@ mod tests {
     fn numbers_are_written_as_decimal_strings() {
         assert_eq!(to_attribute(&json!(12.5)), AttributeValue::N("12.5".into()));
         assert_eq!(to_attribute(&json!(7)), AttributeValue::N("7".into()));
-        assert_eq!(from_attribute(&AttributeValue::N("1e3".into())), Some(json!(1000.0)));
+        assert_eq!(
+            from_attribute(&AttributeValue::N("1e3".into())),
+            Some(json!(1000.0))
+        );
         assert_eq!(from_attribute(&AttributeValue::Ns(vec!["1".into()])), None);
     }
 }

@@ -65,19 +65,24 @@ impl ProfileTable for DynamoProfileTable {
         unique.dedup();
         let keys = unique
             .into_iter()
-            .map(|user_id| HashMap::from([("userId".to_owned(), AttributeValue::S(user_id.clone()))]))
+            .map(|user_id| {
+                HashMap::from([("userId".to_owned(), AttributeValue::S(user_id.clone()))])
+            })
             .collect();
         let items = get_all(&self.client, &self.table, keys, self.backoff).await?;
         let mut found = HashMap::new();
         for item in items {
-            let profile = from_item(&item)
-                .and_then(|fields| serde_json::from_value::<UserProfile>(Value::Object(fields)).ok());
+            let profile = from_item(&item).and_then(|fields| {
+                serde_json::from_value::<UserProfile>(Value::Object(fields)).ok()
+            });
             match profile {
                 Some(profile) => {
                     found.insert(profile.user_id.clone(), profile);
                 }
                 // A malformed profile is treated as missing, as the local table does, and said.
-                None => warn!(table = %self.table, "A profile item could not be read; it is ignored."),
+                None => {
+                    warn!(table = %self.table, "A profile item could not be read; it is ignored.")
+                }
             }
         }
         Ok(found)

@@ -12,7 +12,6 @@
 //! OpenSearch Serverless (`aoss`) accepts custom document ids in search collections only,
 //! not in time-series collections, so the collection must be of the search type.
 
-mod backoff;
 mod client;
 mod endpoint;
 mod request;

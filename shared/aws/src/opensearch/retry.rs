@@ -7,9 +7,17 @@
 use pipeline_domain::StorageError;
 use pipeline_domain::ports::IndexFailure;
 
-use super::backoff::{backoff_delay, draw};
 use super::request::{EncodedDocument, pack};
 use super::response::{ItemOutcome, OPERATION, Reply, parse_bulk_response};
+use crate::backoff::Backoff;
+
+/// Delays between bulk attempts: full jitter under a ceiling of 100 ms that doubles up to
+/// 5 s. The attempt limit, not a deadline, ends the retries.
+const SEARCH_BACKOFF: Backoff = Backoff {
+    base: std::time::Duration::from_millis(100),
+    cap: std::time::Duration::from_secs(5),
+    deadline: std::time::Duration::MAX,
+};
 
 /// Sends every document through `send` (one call per packed body) until each is indexed or
 /// refused, and returns the refusals; fails with a transient error when documents are still
@@ -30,7 +38,7 @@ where
     let mut last_reason = String::new();
     for attempt in 1..=attempts {
         if attempt > 1 {
-            tokio::time::sleep(backoff_delay(attempt - 2, draw())).await;
+            tokio::time::sleep(SEARCH_BACKOFF.delay(attempt - 1)).await;
         }
         let mut retry = Vec::new();
         for request in pack(encoded, &pending, max_request_bytes) {
