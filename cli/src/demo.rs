@@ -111,7 +111,15 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         inputs.len(),
         DEMO_SOURCES.len()
     );
-    run_and_report(config, inputs, concurrency, args.events as u64, "events").await
+    run_and_report(
+        config,
+        &backend,
+        inputs,
+        concurrency,
+        args.events as u64,
+        "events",
+    )
+    .await
 }
 
 /// One execution per core keeps both busy.
@@ -151,11 +159,17 @@ async fn upload_sources(
 ) -> Result<(), String> {
     let bucket = &aws.resources.lake_bucket;
     for input in inputs.iter_mut() {
-        let Some(records) = input.event["Records"].as_array_mut() else {
+        let Some(records) = input
+            .event
+            .get_mut("Records")
+            .and_then(serde_json::Value::as_array_mut)
+        else {
             continue;
         };
         for record in records {
-            let s3 = &mut record["s3"];
+            let Some(s3) = record.get_mut("s3").filter(|s3| s3.is_object()) else {
+                continue;
+            };
             let (Some(source_bucket), Some(key)) =
                 (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str())
             else {

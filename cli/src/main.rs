@@ -17,7 +17,7 @@ use pipeline_asl::ExecutionOptions;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::synth::{SynthConfig, generate};
-use pipeline_handlers::deps::{Backend, system_clock};
+use pipeline_handlers::deps::{Backend, load_model, system_clock};
 use pipeline_handlers::direct::process_direct;
 use pipeline_handlers::logging::init_json_logs_to_stderr;
 use pipeline_handlers::orchestrator::Orchestrator;
@@ -281,11 +281,24 @@ pub async fn connect(config: &Config) -> Result<(Dependencies, Backend), String>
 pub async fn pipeline_orchestrator(
     config: &Config,
 ) -> Result<(Arc<Dependencies>, Arc<Orchestrator>, Backend), String> {
-    let (deps, backend) = connect(config).await?;
-    let deps = Arc::new(deps);
+    let backend = Backend::open(config)
+        .await
+        .map_err(|error| format!("ConfigError: {error}"))?;
+    let (deps, orchestrator) = orchestrator_over(config, &backend)?;
+    Ok((deps, orchestrator, backend))
+}
+
+/// The pipeline's state machine over the ports of an open backend.
+pub fn orchestrator_over(
+    config: &Config,
+    backend: &Backend,
+) -> Result<(Arc<Dependencies>, Arc<Orchestrator>), String> {
+    let model = load_model(config.model_path.as_deref())
+        .map_err(|error| format!("ConfigError: {error}"))?;
+    let deps = Arc::new(Dependencies::over(backend, config, model, system_clock()));
     let orchestrator = Orchestrator::pipeline(deps.clone())
         .map_err(|error| format!("the pipeline's definition does not load: {error}"))?;
-    Ok((deps, Arc::new(orchestrator), backend))
+    Ok((deps, Arc::new(orchestrator)))
 }
 
 /// `pipeline bootstrap`: the AWS resources the configuration names, created if missing.
@@ -377,7 +390,18 @@ async fn run_files(
     );
     let total = inputs.len() as u64;
     let concurrency = concurrency.unwrap_or_else(demo::default_concurrency);
-    run_and_report(config, inputs, concurrency, total, "source events").await
+    let backend = Backend::open(config)
+        .await
+        .map_err(|error| format!("ConfigError: {error}"))?;
+    run_and_report(
+        config,
+        &backend,
+        inputs,
+        concurrency,
+        total,
+        "source events",
+    )
+    .await
 }
 
 /// `path` itself when it is a file, else every `.json` file below it, in name order.

@@ -10,7 +10,7 @@ use pipeline_adapters::Config;
 use pipeline_asl::{Execution, ExecutionFailure, ExecutionOptions};
 use pipeline_handlers::Dependencies;
 use pipeline_handlers::carried::staging_prefix;
-use pipeline_handlers::deps::OutputPlaces;
+use pipeline_handlers::deps::{Backend, OutputPlaces};
 use pipeline_handlers::orchestrator::Orchestrator;
 use serde_json::Value;
 
@@ -112,12 +112,13 @@ pub async fn remove_staged_of(deps: &Dependencies, output: &Value) {
 /// summary. Fails when any execution failed.
 pub async fn run_and_report(
     config: &Config,
+    backend: &Backend,
     inputs: Vec<Input>,
     concurrency: usize,
     total: u64,
     unit: &str,
 ) -> Result<(), String> {
-    let (deps, orchestrator, backend) = crate::pipeline_orchestrator(config).await?;
+    let (deps, orchestrator) = crate::orchestrator_over(config, backend)?;
     let progress = progress_bar(total, unit);
     let started = Instant::now();
     let mut report = Report::default();
