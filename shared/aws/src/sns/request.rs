@@ -54,6 +54,20 @@ pub(super) fn prepare(index: usize, notification: &Notification) -> Result<Prepa
             .map_err(|error| StorageError::permanent(operation(), error))?;
         entry = entry.message_attributes(name, attribute);
     }
+    // The event types a notification is about (the high-risk events'), as a String.Array
+    // attribute: a filter policy on `eventType` matches when any of them matches.
+    let event_types = event_types_of(notification);
+    if !event_types.is_empty() {
+        let value = serde_json::to_string(&event_types)
+            .map_err(|error| StorageError::permanent(operation(), error))?;
+        bytes += "eventType".len() + "String.Array".len() + value.len();
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String.Array")
+            .string_value(value)
+            .build()
+            .map_err(|error| StorageError::permanent(operation(), error))?;
+        entry = entry.message_attributes("eventType", attribute);
+    }
     let entry = entry
         .build()
         .map_err(|error| StorageError::permanent(operation(), error))?;
@@ -62,6 +76,23 @@ pub(super) fn prepare(index: usize, notification: &Notification) -> Result<Prepa
         entry,
         bytes,
     })
+}
+
+/// The distinct `eventType`s of the events a notification lists, sorted.
+fn event_types_of(notification: &Notification) -> Vec<&str> {
+    let mut types: Vec<&str> = notification.body["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|event| event["eventType"].as_str())
+                .filter(|kind| !kind.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    types.sort_unstable();
+    types.dedup();
+    types
 }
 
 /// A subject SNS accepts: printable ASCII (anything else becomes `?`, line breaks and tabs
@@ -140,6 +171,19 @@ mod tests {
         assert_eq!(value("severity"), "critical");
         assert_eq!(value("kind"), "high-risk");
         assert_eq!(value("batchId"), "bat_7");
+        assert!(!attributes.contains_key("eventType"), "it lists no events");
+
+        let mut listing = source.clone();
+        listing.body = json!({"events": [
+            {"eventType": "purchase"}, {"eventType": "login"}, {"eventType": "purchase"}
+        ]});
+        let prepared = prepare(0, &listing).unwrap();
+        let attributes = prepared.entry.message_attributes().unwrap();
+        assert_eq!(attributes["eventType"].data_type(), "String.Array");
+        assert_eq!(
+            attributes["eventType"].string_value(),
+            Some(r#"["login","purchase"]"#)
+        );
     }
 
     #[test]
