@@ -70,28 +70,6 @@ fn succeeded(output: &Output) -> String {
     text(&output.stdout)
 }
 
-async fn lake_keys(clients: &pipeline_aws::AwsClients, bucket: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let pages = clients
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .into_paginator()
-        .send()
-        .collect::<Vec<_>>()
-        .await;
-    for page in pages {
-        keys.extend(
-            page.expect("a listing")
-                .contents
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|object| object.key),
-        );
-    }
-    keys
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_then_run_and_demo_go_through_the_aws_adapters() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +113,7 @@ async fn bootstrap_then_run_and_demo_go_through_the_aws_adapters() {
     let clients = moto::clients().await;
     let events = moto::scan(&clients, &names.events_table).await.len();
     assert!(events > 0);
-    let keys = lake_keys(&clients, &names.lake_bucket).await;
+    let keys = moto::list_keys(&clients, &names.lake_bucket, "").await;
     assert!(
         keys.iter()
             .any(|key| key.starts_with("events/dt=") && key.ends_with(".parquet")),
@@ -179,7 +157,7 @@ async fn bootstrap_then_run_and_demo_go_through_the_aws_adapters() {
             "{source} missing from the summary:\n{demo}"
         );
     }
-    let keys = lake_keys(&clients, &names.lake_bucket).await;
+    let keys = moto::list_keys(&clients, &names.lake_bucket, "").await;
     assert!(
         keys.iter().any(|key| key.starts_with("uploads/")),
         "{keys:?}"

@@ -248,3 +248,28 @@ pub async fn scan(
         }
     }
 }
+
+/// Every key of `bucket` under `prefix`, through as many list pages as it takes.
+pub async fn list_keys(
+    clients: &pipeline_aws::AwsClients,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<String> {
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("a list page");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|object| object.key().map(str::to_owned)),
+        );
+    }
+    keys
+}

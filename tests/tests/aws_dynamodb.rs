@@ -111,6 +111,15 @@ async fn events_land_with_their_body_and_a_rewrite_replaces_them() {
     assert_eq!(body, serde_json::from_str::<Value>(&text).unwrap());
 }
 
+/// The answer of a BatchWriteItem that processed none of the request's items.
+fn all_unprocessed(body: &[u8]) -> Verdict {
+    let request: Value = serde_json::from_slice(body).expect("a JSON request");
+    Verdict::Answer(
+        200,
+        json!({"UnprocessedItems": request["RequestItems"]}).to_string(),
+    )
+}
+
 #[tokio::test]
 async fn unprocessed_items_and_throttling_are_retried_until_every_item_lands() {
     let names = moto::unique_resources();
@@ -122,10 +131,7 @@ async fn unprocessed_items_and_throttling_are_retried_until_every_item_lands() {
     let proxy = FaultProxy::start(
         moto::endpoint(),
         Box::new(|operation, body, count| match (operation, count) {
-            ("BatchWriteItem", 0) => {
-                let request: Value = serde_json::from_slice(body).expect("a JSON request");
-                Verdict::Answer(200, json!({"UnprocessedItems": request["RequestItems"]}).to_string())
-            }
+            ("BatchWriteItem", 0) => all_unprocessed(body),
             ("BatchWriteItem", 1) => Verdict::Answer(
                 400,
                 json!({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
@@ -159,13 +165,7 @@ async fn unprocessed_items_and_throttling_are_retried_until_every_item_lands() {
     let stuck = FaultProxy::start(
         moto::endpoint(),
         Box::new(|operation, body, _| match operation {
-            "BatchWriteItem" => {
-                let request: Value = serde_json::from_slice(body).expect("a JSON request");
-                Verdict::Answer(
-                    200,
-                    json!({"UnprocessedItems": request["RequestItems"]}).to_string(),
-                )
-            }
+            "BatchWriteItem" => all_unprocessed(body),
             _ => Verdict::Forward,
         }),
     )

@@ -67,27 +67,6 @@ async fn put(clients: &AwsClients, bucket: &str, key: &str, body: Vec<u8>) {
         .unwrap_or_else(|error| panic!("put s3://{bucket}/{key}: {error:?}"));
 }
 
-/// Every key under `prefix`, through as many list pages as it takes.
-async fn keys(clients: &AwsClients, bucket: &str, prefix: &str) -> Vec<String> {
-    let mut pages = clients
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    let mut keys = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.expect("a list page");
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-    }
-    keys
-}
-
 /// Stored events built by the production stages, from the store stage's fixture.
 fn stored_events() -> Vec<StoredEvent> {
     let input = pipeline_tests::read_json(
@@ -162,7 +141,7 @@ async fn lake_objects_land_under_their_exact_keys_and_are_replaced() {
     .expect("put the object again");
     assert_eq!(get(&clients, &bucket, rejected).await, b"{\"second\":2}\n");
     assert_eq!(
-        keys(&clients, &bucket, "").await,
+        moto::list_keys(&clients, &bucket, "").await,
         [key, rejected],
         "exactly the two keys written"
     );
@@ -247,7 +226,7 @@ async fn delete_staged_removes_every_key_under_the_prefix_and_nothing_else() {
         .await
         .expect("delete staged");
     assert_eq!(deleted, 1050);
-    let mut left = keys(&clients, &bucket, "").await;
+    let mut left = moto::list_keys(&clients, &bucket, "").await;
     left.sort();
     let mut expected: Vec<String> = kept.iter().map(|key| (*key).to_owned()).collect();
     expected.sort();

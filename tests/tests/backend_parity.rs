@@ -104,77 +104,50 @@ async fn aws_state(aws: &AwsBackend, queue_url: &str, delivered: &mut BTreeSet<S
     let names = &aws.resources;
     let mut events = BTreeMap::new();
     let mut aggregates = BTreeMap::new();
-    for table in [&names.events_table, &names.aggregates_table] {
-        let mut start = None;
-        loop {
-            let page = clients
-                .dynamodb
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            for item in page.items.unwrap_or_default() {
-                let item =
-                    Value::Object(pipeline_aws::dynamodb::item::from_item(&item).expect("an item"));
-                if table == &names.events_table {
-                    events.insert(
-                        item["eventId"].as_str().unwrap().to_owned(),
-                        item["body"].clone(),
-                    );
-                } else if item["sk"].as_str().unwrap().starts_with("w#") {
-                    aggregates.insert(
-                        (
-                            item["scope"].as_str().unwrap().to_owned(),
-                            item["windowStart"].as_i64().unwrap(),
-                        ),
-                        (
-                            item["eventCount"].as_u64().unwrap(),
-                            (item["amountSum"].as_f64().unwrap() * 1000.0).round() as i64,
-                            item["distinctUsers"].as_u64().unwrap(),
-                        ),
-                    );
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
+    for item in moto::scan(clients, &names.events_table).await {
+        let item = Value::Object(pipeline_aws::dynamodb::item::from_item(&item).expect("an item"));
+        events.insert(
+            item["eventId"].as_str().unwrap().to_owned(),
+            item["body"].clone(),
+        );
+    }
+    for item in moto::scan(clients, &names.aggregates_table).await {
+        let item = Value::Object(pipeline_aws::dynamodb::item::from_item(&item).expect("an item"));
+        if item["sk"].as_str().unwrap().starts_with("w#") {
+            aggregates.insert(
+                (
+                    item["scope"].as_str().unwrap().to_owned(),
+                    item["windowStart"].as_i64().unwrap(),
+                ),
+                (
+                    item["eventCount"].as_u64().unwrap(),
+                    (item["amountSum"].as_f64().unwrap() * 1000.0).round() as i64,
+                    item["distinctUsers"].as_u64().unwrap(),
+                ),
+            );
         }
     }
     let mut lake = BTreeMap::new();
-    let listed = clients
-        .s3
-        .list_objects_v2()
-        .bucket(&names.lake_bucket)
-        .into_paginator()
-        .send()
-        .collect::<Vec<_>>()
-        .await;
-    for page in listed {
-        for object in page.expect("a listing").contents.unwrap_or_default() {
-            let key = object.key.unwrap();
-            if key.starts_with("staging/") {
-                continue;
-            }
-            let body = clients
-                .s3
-                .get_object()
-                .bucket(&names.lake_bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("an object");
-            let bytes = body
-                .body
-                .collect()
-                .await
-                .expect("a body")
-                .into_bytes()
-                .to_vec();
-            lake.insert(key.clone(), rows_of(&key, bytes));
+    for key in moto::list_keys(clients, &names.lake_bucket, "").await {
+        if key.starts_with("staging/") {
+            continue;
         }
+        let body = clients
+            .s3
+            .get_object()
+            .bucket(&names.lake_bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("an object");
+        let bytes = body
+            .body
+            .collect()
+            .await
+            .expect("a body")
+            .into_bytes()
+            .to_vec();
+        lake.insert(key.clone(), rows_of(&key, bytes));
     }
     // What SNS delivered to the queue so far (a few polls of a second each).
     let sqs = aws_sdk_sqs::Client::new(&clients.config);

@@ -23,7 +23,6 @@ pub struct AwsBackend {
     pub events: Arc<DynamoEventTable>,
     pub aggregates: Arc<DynamoAggregateTable>,
     pub profiles: Arc<DynamoProfileTable>,
-    pub claims: Arc<IdempotencyTable>,
     pub lake: Arc<S3Lake>,
     pub objects: Arc<S3Objects>,
     pub notifier: Arc<SnsNotifier>,
@@ -94,9 +93,8 @@ impl AwsBackend {
             notifier: Arc::new(SnsNotifier::new(
                 clients.sns.clone(),
                 topic_arn.clone(),
-                Arc::new(claims.clone()),
+                Arc::new(claims),
             )),
-            claims: Arc::new(claims),
             search,
             topic_arn,
             resources,

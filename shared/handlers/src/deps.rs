@@ -200,13 +200,6 @@ impl Backend {
         }
     }
 
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            Backend::Local(_) => BackendKind::Local,
-            Backend::Aws(_) => BackendKind::Aws,
-        }
-    }
-
     /// Loads user profiles into the profiles table; returns how many.
     pub async fn put_profiles(&self, profiles: &[UserProfile]) -> Result<usize, StorageError> {
         match self {

@@ -38,10 +38,6 @@ impl IdempotencyTable {
         }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// The item recording a claim of `key` made at `now`.
     pub fn claim_item(&self, key: &str, now: i64) -> HashMap<String, AttributeValue> {
         let expires_at = (now + self.window_millis) / 1000;
