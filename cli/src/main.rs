@@ -288,6 +288,13 @@ pub async fn pipeline_orchestrator(
     Ok((deps, orchestrator, backend))
 }
 
+/// How much staged data (by encoded size) the in-process state machine keeps in memory on
+/// the embedded backend: a demo execution's parts with room to spare. Beyond it, staged
+/// values are written to the lake's `staging/` prefix as a deployed stage writes them to S3,
+/// so a long execution (a large upload in many parts) keeps its memory bounded. On the AWS
+/// backend every staged value goes to S3, so that a local run exercises it.
+const KEPT_STAGING_BYTES: usize = 8 << 20;
+
 /// The pipeline's state machine over the ports of an open backend.
 pub fn orchestrator_over(
     config: &Config,
@@ -295,7 +302,11 @@ pub fn orchestrator_over(
 ) -> Result<(Arc<Dependencies>, Arc<Orchestrator>), String> {
     let model = load_model(config.model_path.as_deref())
         .map_err(|error| format!("ConfigError: {error}"))?;
-    let deps = Arc::new(Dependencies::over(backend, config, model, system_clock()));
+    let mut deps = Dependencies::over(backend, config, model, system_clock());
+    if let Backend::Local(_) = backend {
+        deps = deps.keeping_staged_values(KEPT_STAGING_BYTES);
+    }
+    let deps = Arc::new(deps);
     let orchestrator = Orchestrator::pipeline(deps.clone())
         .map_err(|error| format!("the pipeline's definition does not load: {error}"))?;
     Ok((deps, Arc::new(orchestrator)))

@@ -11,6 +11,7 @@ use pipeline_domain::StorageError;
 use pipeline_domain::ports::DataLake;
 use pipeline_domain::stages::store::StoredEvent;
 use pipeline_domain::synth::{SynthConfig, generate};
+use pipeline_handlers::kept::KeptValues;
 use pipeline_tests::{Sandbox, events_dir, read_json};
 use serde_json::{Value, json};
 
@@ -92,6 +93,67 @@ async fn a_large_upload_goes_through_in_parts_with_every_state_under_the_limit()
         assert_eq!(part["aggregates"], "already-applied");
     }
     assert_eq!(sandbox.state()["tables"], state["tables"]);
+}
+
+/// The lake's keys under `staging/`.
+fn staged_keys(sandbox: &Sandbox) -> Vec<String> {
+    pipeline_tests::lake_listing(sandbox.backend.lake.root())
+        .iter()
+        .filter_map(|entry| entry["key"].as_str().map(str::to_owned))
+        .filter(|key| key.starts_with("staging/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn staged_values_kept_in_memory_leave_the_same_state_as_staged_objects() {
+    let (objects, notification) = upload(3_000);
+    let run = |budget: Option<usize>| {
+        let folder = objects.path().to_path_buf();
+        let notification = notification.clone();
+        async move {
+            let sandbox = Sandbox::with(|deps| {
+                deps.objects = Arc::new(FolderObjects::new(folder));
+                deps.part_events = 1_000;
+                if let Some(budget) = budget {
+                    deps.kept = Some(Arc::new(KeptValues::new(budget)));
+                }
+            });
+            let execution = sandbox.execute(notification, "kept").await;
+            let output = execution.result.expect("the execution succeeds");
+            (sandbox, output)
+        }
+    };
+    let (in_store, stored_output) = run(None).await;
+    let (in_memory, kept_output) = run(Some(64 << 20)).await;
+    let (over_budget, spilled_output) = run(Some(600_000)).await;
+
+    assert_eq!(
+        kept_output, stored_output,
+        "the same references and outputs"
+    );
+    assert_eq!(spilled_output, stored_output);
+    let state = in_store.state();
+    assert_eq!(in_memory.state()["tables"], state["tables"]);
+    assert_eq!(over_budget.state()["tables"], state["tables"]);
+
+    assert!(
+        !staged_keys(&in_store).is_empty(),
+        "the store-only run stages objects"
+    );
+    assert!(
+        staged_keys(&in_memory).is_empty(),
+        "nothing was staged in the lake: {:?}",
+        staged_keys(&in_memory)
+    );
+    let spilled = staged_keys(&over_budget);
+    assert!(
+        !spilled.is_empty() && spilled.len() < staged_keys(&in_store).len(),
+        "beyond the budget values go to the lake: {spilled:?}"
+    );
+    for sandbox in [&in_memory, &over_budget] {
+        let kept = sandbox.deps.kept.as_ref().unwrap();
+        assert_eq!(kept.held_bytes(), 0, "an ended execution keeps nothing");
+    }
 }
 
 #[tokio::test]

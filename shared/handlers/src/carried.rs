@@ -3,10 +3,13 @@
 //! Step Functions limits a state's input and output to 256 KiB, so a stage whose output
 //! would be large writes it to the staging area (the data lake's `staging/` prefix) and
 //! passes a small reference instead. On the wire a carried value is either the value itself
-//! (an array of events, say) or `{"staged": "<key>", "count": N, "bytes": B}`.
+//! (an array of events, say) or `{"staged": "<key>", "count": N, "bytes": B}`. When the whole
+//! state machine runs in this process the staged value may stay in memory under its key
+//! ([`crate::kept`]); the reference on the wire is the same.
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 pub use pipeline_domain::canonical::encoded_size;
 use pipeline_domain::ports::BatchStaging;
@@ -15,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::{ErrorName, HandlerError};
+use crate::kept::KeptValues;
 
 /// Where a staged value is, and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,27 +49,60 @@ impl<T> Countable for Vec<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Countable> Carried<T> {
+/// Where one invocation stages values and reads them back: the staging store and, when the
+/// whole state machine runs in this process, the values its execution keeps in memory
+/// ([`KeptValues`]).
+#[derive(Clone, Copy)]
+pub struct StagingScope<'a> {
+    pub store: &'a dyn BatchStaging,
+    /// The process's kept values and the name of the execution this invocation belongs to.
+    pub kept: Option<(&'a KeptValues, &'a str)>,
+}
+
+impl<'a> StagingScope<'a> {
+    /// Staging through the store only, as deployed functions do.
+    pub fn store(store: &'a dyn BatchStaging) -> Self {
+        Self { store, kept: None }
+    }
+}
+
+fn contract_error(key: &str, error: impl fmt::Display) -> HandlerError {
+    HandlerError::new(
+        ErrorName::InvalidStageInput,
+        format!("the staged object {key} does not match its contract: {error}"),
+    )
+}
+
+impl<T> Carried<T>
+where
+    T: Serialize + DeserializeOwned + Countable + Clone + Send + Sync + 'static,
+{
     /// Keeps `value` inline when its JSON is at most `inline_limit` bytes, and stages it at
-    /// `key` otherwise.
+    /// `key` otherwise: in the execution's kept values when they have room, else in the store.
     pub async fn pack(
         value: T,
         key: String,
         inline_limit: usize,
-        staging: &dyn BatchStaging,
+        staging: StagingScope<'_>,
     ) -> Result<Self, HandlerError> {
-        if encoded_size(&value) <= inline_limit {
+        let bytes = encoded_size(&value);
+        if bytes <= inline_limit {
             return Ok(Carried::Inline(value));
         }
         let count = value.item_count();
-        let body = serde_json::to_vec(&value).map_err(|error| {
-            HandlerError::new(
-                ErrorName::InvalidStageInput,
-                format!("{key} could not be encoded: {error}"),
-            )
-        })?;
-        let bytes = body.len();
-        staging.put_staged(&key, body).await?;
+        let value = Arc::new(value);
+        let kept = staging
+            .kept
+            .is_some_and(|(kept, execution)| kept.keep(execution, &key, value.clone(), bytes));
+        if !kept {
+            let body = serde_json::to_vec(&*value).map_err(|error| {
+                HandlerError::new(
+                    ErrorName::InvalidStageInput,
+                    format!("{key} could not be encoded: {error}"),
+                )
+            })?;
+            staging.store.put_staged(&key, body).await?;
+        }
         Ok(Carried::Staged(StagedRef {
             staged: key,
             count,
@@ -73,23 +110,37 @@ impl<T: Serialize + DeserializeOwned + Countable> Carried<T> {
         }))
     }
 
-    /// The value, read back from the staging area when it was staged.
-    pub async fn unpack(self, staging: &dyn BatchStaging) -> Result<T, HandlerError> {
+    /// The value, read back from where it was staged when it was.
+    pub async fn unpack(self, staging: StagingScope<'_>) -> Result<T, HandlerError> {
         match self {
             Carried::Inline(value) => Ok(value),
-            Carried::Staged(reference) => {
-                let body = staging.get_staged(&reference.staged).await?;
-                serde_json::from_slice(&body).map_err(|error| {
-                    HandlerError::new(
-                        ErrorName::InvalidStageInput,
-                        format!(
-                            "the staged object {} does not match its contract: {error}",
-                            reference.staged
-                        ),
-                    )
-                })
-            }
+            staged => Ok(Arc::unwrap_or_clone(staged.unpack_shared(staging).await?)),
         }
+    }
+
+    /// The value, shared rather than copied when this process kept it: for a stage that
+    /// only reads it.
+    pub async fn unpack_shared(self, staging: StagingScope<'_>) -> Result<Arc<T>, HandlerError> {
+        let reference = match self {
+            Carried::Inline(value) => return Ok(Arc::new(value)),
+            Carried::Staged(reference) => reference,
+        };
+        let key = reference.staged.as_str();
+        let kept = staging
+            .kept
+            .and_then(|(kept, execution)| kept.get(execution, key));
+        let body = match kept {
+            // Kept as another type (a definition that hands one stage's output to a stage
+            // expecting another): read it as its JSON, as a deployed stage would.
+            Some(value) => match value.clone().into_any().downcast::<T>() {
+                Ok(value) => return Ok(value),
+                Err(_) => value.encode().map_err(|error| contract_error(key, error))?,
+            },
+            None => staging.store.get_staged(key).await?,
+        };
+        serde_json::from_slice(&body)
+            .map(Arc::new)
+            .map_err(|error| contract_error(key, error))
     }
 }
 

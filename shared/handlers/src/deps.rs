@@ -18,6 +18,9 @@ use pipeline_domain::stages::enrich::ProfileCache;
 use pipeline_domain::stages::enrich::UserProfile;
 use pipeline_domain::stages::store::SearchDocument;
 
+use crate::carried::StagingScope;
+use crate::kept::KeptValues;
+
 /// Most profiles one warm container keeps.
 const PROFILE_CACHE_ENTRIES: usize = 100_000;
 
@@ -60,6 +63,9 @@ pub struct Dependencies {
     pub clock: Clock,
     /// Where batches too large for a state's payload wait between stages.
     pub staging: Arc<dyn BatchStaging>,
+    /// Staged values kept in memory for the executions of a state machine running in this
+    /// process; `None` for deployed functions, whose next stage runs elsewhere.
+    pub kept: Option<Arc<KeptValues>>,
     /// Most events in one part of a batch (`PIPELINE_PART_EVENTS`).
     pub part_events: usize,
     /// Largest JSON kept inline in a stage's output (`PIPELINE_INLINE_LIMIT_BYTES`).
@@ -122,6 +128,7 @@ impl Dependencies {
             ),
             clock,
             staging: backend.lake.clone(),
+            kept: None,
             part_events: DEFAULT_PART_EVENTS,
             inline_limit_bytes: DEFAULT_INLINE_LIMIT_BYTES,
         }
@@ -149,8 +156,27 @@ impl Dependencies {
             ),
             clock,
             staging: backend.lake.clone(),
+            kept: None,
             part_events: DEFAULT_PART_EVENTS,
             inline_limit_bytes: DEFAULT_INLINE_LIMIT_BYTES,
+        }
+    }
+}
+
+impl Dependencies {
+    /// Keeps staged values in memory, up to `budget_bytes` of their encoded size, for state
+    /// machines run in this process ([`KeptValues`]).
+    pub fn keeping_staged_values(mut self, budget_bytes: usize) -> Self {
+        self.kept = Some(Arc::new(KeptValues::new(budget_bytes)));
+        self
+    }
+
+    /// Where an invocation stages: in memory for `execution` when values are kept and the
+    /// invocation belongs to an execution in this process, else the staging store alone.
+    pub fn staging_scope<'a>(&'a self, execution: Option<&'a str>) -> StagingScope<'a> {
+        StagingScope {
+            store: self.staging.as_ref(),
+            kept: self.kept.as_deref().zip(execution),
         }
     }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{Instrument, Span, field, info, warn, warn_span};
 
-use crate::carried::{Carried, staging_key};
+use crate::carried::{Carried, StagingScope, staging_key};
 use crate::deps::Dependencies;
 use crate::error::{ErrorName, HandlerError};
 use crate::stage::Stage;
@@ -29,14 +29,28 @@ use crate::wire::{
     ValidationFailure, parse_input,
 };
 
-/// Runs `stage` on `event`. Every log line inside carries the request id and, once known,
-/// the batch id. The span is at `WARN` level so that it is recorded whenever warnings are
-/// logged, including under the command line's quieter default filter.
+/// Runs `stage` on `event`, staging large outputs in the staging store, as a deployed
+/// function does. Every log line inside carries the request id and, once known, the batch
+/// id.
 pub async fn invoke(
     stage: Stage,
     deps: &Dependencies,
     event: Value,
     request_id: &str,
+) -> Result<Value, HandlerError> {
+    invoke_in_execution(stage, deps, event, request_id, None).await
+}
+
+/// Runs `stage` on `event` as a Task of `execution`, a state machine running in this
+/// process: large outputs are kept in memory for that execution when `deps` keeps values
+/// ([`Dependencies::kept`]). The span is at `WARN` level so that it is recorded whenever
+/// warnings are logged, including under the command line's quieter default filter.
+pub async fn invoke_in_execution(
+    stage: Stage,
+    deps: &Dependencies,
+    event: Value,
+    request_id: &str,
+    execution: Option<&str>,
 ) -> Result<Value, HandlerError> {
     let span = warn_span!(
         "invocation",
@@ -44,13 +58,14 @@ pub async fn invoke(
         requestId = request_id,
         batchId = field::Empty
     );
+    let staging = deps.staging_scope(execution);
     async {
         let result = match stage {
-            Stage::Validate => run_validate(deps, event).await,
-            Stage::Enrich => run_enrich(deps, event).await,
-            Stage::Aggregate => run_aggregate(deps, event).await,
-            Stage::Inference => run_inference(deps, event).await,
-            Stage::Store => run_store(deps, event).await,
+            Stage::Validate => run_validate(deps, staging, event).await,
+            Stage::Enrich => run_enrich(deps, staging, event).await,
+            Stage::Aggregate => run_aggregate(deps, staging, event).await,
+            Stage::Inference => run_inference(deps, staging, event).await,
+            Stage::Store => run_store(deps, staging, event).await,
         };
         if let Err(error) = &result {
             warn!(errorType = error.name.as_str(), reason = %error.message, "The invocation failed.");
@@ -74,15 +89,18 @@ fn record_batch_id(batch_id: &str) {
     Span::current().record("batchId", batch_id);
 }
 
-async fn run_validate(deps: &Dependencies, event: Value) -> Result<Value, HandlerError> {
-    let staging = deps.staging.as_ref();
+async fn run_validate(
+    deps: &Dependencies,
+    staging: StagingScope<'_>,
+    event: Value,
+) -> Result<Value, HandlerError> {
     // Kept in case the event turns out to be unreadable, so that it can be quarantined.
     let excerpt = json_excerpt(&event);
     let kind = detect(&event).unwrap_or(SourceKind::Direct);
     let opened = match open_stream(event, deps.objects.as_ref()) {
         Ok(opened) => opened,
         Err(DecodeError::Object(storage)) => return Err(storage.into()),
-        Err(error) => return Err(unreadable_event(deps, kind, excerpt, error).await),
+        Err(error) => return Err(unreadable_event(staging, kind, excerpt, error).await),
     };
     let mut validator = Validator::new(opened.kind, deps.part_events);
     let mut parts = Vec::new();
@@ -93,7 +111,7 @@ async fn run_validate(deps: &Dependencies, event: Value) -> Result<Value, Handle
             Streamed::Record(record) => {
                 if let Some(full) = validator.check(record) {
                     let part_id = derive_batch_id(&full);
-                    parts.push(pack_part(deps, part_id, full, Vec::new()).await?);
+                    parts.push(pack_part(deps, staging, part_id, full, Vec::new()).await?);
                 }
             }
             Streamed::Skipped(record) => {
@@ -149,7 +167,7 @@ async fn run_validate(deps: &Dependencies, event: Value) -> Result<Value, Handle
     } else {
         derive_batch_id(&last)
     };
-    parts.push(pack_part(deps, last_id, last, summary.rejected).await?);
+    parts.push(pack_part(deps, staging, last_id, last, summary.rejected).await?);
     to_json(&ValidateOutput {
         version: CONTRACT_VERSION,
         batch_id: summary.batch_id,
@@ -167,11 +185,11 @@ const FAILURE_INLINE_LIMIT: usize = 8 * 1024;
 
 async fn pack_part(
     deps: &Dependencies,
+    staging: StagingScope<'_>,
     batch_id: String,
     events: Vec<ValidEvent>,
     rejected: Vec<RejectedRecord>,
 ) -> Result<BatchPart, HandlerError> {
-    let staging = deps.staging.as_ref();
     let limit = deps.inline_limit_bytes;
     let events = Carried::pack(events, staging_key(&batch_id, "validated"), limit, staging).await?;
     let rejected =
@@ -186,7 +204,7 @@ async fn pack_part(
 /// An event that is no source the pipeline knows becomes one rejected record, so the
 /// catch path quarantines it like any other invalid input.
 async fn unreadable_event(
-    deps: &Dependencies,
+    staging: StagingScope<'_>,
     kind: SourceKind,
     excerpt: String,
     error: DecodeError,
@@ -206,7 +224,7 @@ async fn unreadable_event(
         rejected,
         staging_key(&batch_id, "rejected"),
         FAILURE_INLINE_LIMIT,
-        deps.staging.as_ref(),
+        staging,
     )
     .await;
     match packed {
@@ -282,10 +300,13 @@ fn top_reasons(rejected: &[RejectedRecord]) -> Vec<ReasonCount> {
     reasons
 }
 
-async fn run_enrich(deps: &Dependencies, event: Value) -> Result<Value, HandlerError> {
+async fn run_enrich(
+    deps: &Dependencies,
+    staging: StagingScope<'_>,
+    event: Value,
+) -> Result<Value, HandlerError> {
     let input: EnrichInput = parse_input("enrich", event)?;
     record_batch_id(&input.batch_id);
-    let staging = deps.staging.as_ref();
     let valid_events = input.events.unpack(staging).await?;
     let now = (deps.clock)();
     let user_ids: Vec<String> = valid_events
@@ -314,11 +335,14 @@ async fn run_enrich(deps: &Dependencies, event: Value) -> Result<Value, HandlerE
     })
 }
 
-async fn run_aggregate(deps: &Dependencies, event: Value) -> Result<Value, HandlerError> {
+async fn run_aggregate(
+    deps: &Dependencies,
+    staging: StagingScope<'_>,
+    event: Value,
+) -> Result<Value, HandlerError> {
     let input: EventsInput = parse_input("aggregate", event)?;
     record_batch_id(&input.batch_id);
-    let staging = deps.staging.as_ref();
-    let events = input.events.unpack(staging).await?;
+    let events = input.events.unpack_shared(staging).await?;
     let deltas = aggregate(&input.batch_id, events.iter().map(|item| &item.event));
     info!(
         counters = deltas.counters.len(),
@@ -334,13 +358,16 @@ async fn run_aggregate(deps: &Dependencies, event: Value) -> Result<Value, Handl
     })
 }
 
-async fn run_inference(deps: &Dependencies, event: Value) -> Result<Value, HandlerError> {
+async fn run_inference(
+    deps: &Dependencies,
+    staging: StagingScope<'_>,
+    event: Value,
+) -> Result<Value, HandlerError> {
     let input: InferenceInput = parse_input("inference", event)?;
     record_batch_id(&input.batch_id);
-    let staging = deps.staging.as_ref();
-    let events = input.events.unpack(staging).await?;
+    let events = input.events.unpack_shared(staging).await?;
     let model = deps.model.as_ref();
-    let scores = score_batch(&events, model)?;
+    let scores = score_batch(&events[..], model)?;
     let high_risk = scores
         .iter()
         .filter(|score| score.label == RiskLabel::High)
@@ -361,14 +388,17 @@ async fn run_inference(deps: &Dependencies, event: Value) -> Result<Value, Handl
     })
 }
 
-async fn run_store(deps: &Dependencies, event: Value) -> Result<Value, HandlerError> {
+async fn run_store(
+    deps: &Dependencies,
+    staging: StagingScope<'_>,
+    event: Value,
+) -> Result<Value, HandlerError> {
     if event.get("quarantine").is_some() {
         let input: QuarantineInput = parse_input("store", event)?;
-        return run_quarantine(deps, input.quarantine).await;
+        return run_quarantine(deps, staging, input.quarantine).await;
     }
     let input: StoreBatchInput = parse_input("store", event)?;
     record_batch_id(&input.batch_id);
-    let staging = deps.staging.as_ref();
     let aggregates = match input.aggregates {
         Some(carried) => Some(carried.unpack(staging).await?),
         None => None,
@@ -408,6 +438,7 @@ pub(crate) fn store_ports(deps: &Dependencies) -> StorePorts<'_> {
 /// or staged) are quarantined in the data lake and one notification is sent.
 async fn run_quarantine(
     deps: &Dependencies,
+    staging: StagingScope<'_>,
     request: QuarantineRequest,
 ) -> Result<Value, HandlerError> {
     if request.error != ErrorName::ValidationError.as_str() {
@@ -421,7 +452,7 @@ async fn run_quarantine(
     }
     let failure = parse_failure_cause(&request.cause)?;
     record_batch_id(&failure.batch_id);
-    let rejected = failure.rejected.unpack(deps.staging.as_ref()).await?;
+    let rejected = failure.rejected.unpack(staging).await?;
     let rejected_count = rejected.len();
     let input = StoreInput {
         batch_id: failure.batch_id,

@@ -10,6 +10,7 @@ pub mod deps;
 pub mod direct;
 pub mod error;
 pub mod invoke;
+pub mod kept;
 pub mod lambda;
 pub mod logging;
 pub mod orchestrator;

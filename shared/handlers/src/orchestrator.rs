@@ -12,7 +12,7 @@ use pipeline_asl::{
 use serde_json::{Value, json};
 
 use crate::deps::Dependencies;
-use crate::invoke::invoke;
+use crate::invoke::invoke_in_execution;
 use crate::stage::Stage;
 
 /// The definition that is deployed, embedded in the binary.
@@ -93,8 +93,14 @@ impl LocalTasks {
         Self { deps }
     }
 
-    async fn call(&self, stage: Stage, input: Value, request_id: &str) -> Result<Value, TaskError> {
-        invoke(stage, &self.deps, input, request_id)
+    async fn call(
+        &self,
+        stage: Stage,
+        input: Value,
+        request_id: &str,
+        execution: &str,
+    ) -> Result<Value, TaskError> {
+        invoke_in_execution(stage, &self.deps, input, request_id, Some(execution))
             .await
             .map_err(|error| {
                 let cause = json!({
@@ -133,7 +139,9 @@ impl TaskHandler for LocalTasks {
                 });
             };
             let payload = input.get("Payload").cloned().unwrap_or(Value::Null);
-            let output = self.call(stage, payload, &request_id).await?;
+            let output = self
+                .call(stage, payload, &request_id, &context.execution_name)
+                .await?;
             return Ok(json!({
                 "ExecutedVersion": "$LATEST",
                 "Payload": output,
@@ -141,7 +149,10 @@ impl TaskHandler for LocalTasks {
             }));
         }
         match stage_of_function(resource) {
-            Some(stage) => self.call(stage, input, &request_id).await,
+            Some(stage) => {
+                self.call(stage, input, &request_id, &context.execution_name)
+                    .await
+            }
             None => Err(TaskError {
                 error: "States.Runtime".to_owned(),
                 cause: format!("no local handler for {resource:?}"),
@@ -171,9 +182,14 @@ impl Orchestrator {
         })
     }
 
-    /// Runs one execution.
+    /// Runs one execution. The values it kept in memory are dropped when it ends; what it
+    /// staged in the store stays until the caller removes it.
     pub async fn execute(&self, input: Value, options: &ExecutionOptions) -> Execution {
-        self.machine.execute(input, &self.tasks, options).await
+        let execution = self.machine.execute(input, &self.tasks, options).await;
+        if let Some(kept) = &self.tasks.deps.kept {
+            kept.forget(&options.name);
+        }
+        execution
     }
 }
 
