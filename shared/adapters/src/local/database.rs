@@ -21,6 +21,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use super::checkpoint::run_checkpointer;
 use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
@@ -83,9 +84,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', c
 ";
 
 /// Connection settings: 16 MiB of page cache, and WAL, which lets readers run beside the
-/// writer. Checkpoints are made rarer than SQLite's default (every 64 MiB of log rather than
-/// 4 MiB) because each one copies and syncs every page written since the last, and index
-/// pages are written over and over.
+/// writer. A connection that commits checkpoints every 64 MiB of log rather than SQLite's
+/// 4 MiB, because each checkpoint copies and syncs every page written since the last, and
+/// index pages are written over and over; the writer thread does not checkpoint at all,
+/// and leaves it to a thread of its own ([`super::checkpoint`]).
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;";
 
@@ -107,6 +109,7 @@ pub struct Database {
     idempotency_window_millis: AtomicI64,
     writes: Option<mpsc::Sender<Box<dyn Write>>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// One aggregate row, as read back.
@@ -300,8 +303,15 @@ where
 /// Writes rarely fail, so a group runs without savepoints (each one would copy every page it
 /// touches into a statement journal). When one write fails the group is rolled back and
 /// every write of it runs again in a transaction of its own, so the failure is its alone.
-fn run_writer(connection: Connection, writes: mpsc::Receiver<Box<dyn Write>>) {
+fn run_writer(
+    connection: Connection,
+    writes: mpsc::Receiver<Box<dyn Write>>,
+    commits: mpsc::SyncSender<()>,
+) {
     while let Ok(first) = writes.recv() {
+        // Commits are coming: the checkpointer lets them gather, then copies what they add to
+        // the log. A nudge already waiting is enough.
+        let _ = commits.try_send(());
         let mut group = vec![first];
         while group.len() < MAX_WRITES_PER_COMMIT {
             match writes.try_recv() {
@@ -358,10 +368,22 @@ impl Database {
         reader
             .execute_batch("PRAGMA cache_size = -8192;")
             .map_err(|error| classify(&operation, &error))?;
+        writer_connection
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|error| classify(&operation, &error))?;
+        let checkpoint_connection = open_connection(path, &operation)?;
+        checkpoint_connection
+            .execute_batch("PRAGMA cache_size = -1024;")
+            .map_err(|error| classify(&operation, &error))?;
+        let (commits, nudges) = mpsc::sync_channel(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("pipeline-db-checkpoint".to_owned())
+            .spawn(move || run_checkpointer(checkpoint_connection, nudges))
+            .map_err(|error| StorageError::permanent(operation.clone(), error))?;
         let (sender, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("pipeline-db-writer".to_owned())
-            .spawn(move || run_writer(writer_connection, receiver))
+            .spawn(move || run_writer(writer_connection, receiver, commits))
             .map_err(|error| StorageError::permanent(operation, error))?;
         Ok(Self {
             reader: Mutex::new(reader),
@@ -370,6 +392,7 @@ impl Database {
             ),
             writes: Some(sender),
             writer: Some(writer),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -549,6 +572,10 @@ impl Drop for Database {
         if let Some(writer) = self.writer.take() {
             // A writer that panicked has already failed its callers; there is nothing to add.
             let _ = writer.join();
+        }
+        // The writer's end closed the checkpointer's channel: it makes a last checkpoint.
+        if let Some(checkpointer) = self.checkpointer.take() {
+            let _ = checkpointer.join();
         }
     }
 }
