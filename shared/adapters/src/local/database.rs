@@ -871,6 +871,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_checkpoint_thread_copies_commits_into_the_file_while_it_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        let database = open(&dir);
+        let before = std::fs::metadata(&path).unwrap().len();
+        for batch in 0..20 {
+            let ids = (0..500)
+                .map(|number| format!("n-{batch}-{number}"))
+                .collect();
+            database.record_notifications(ids).await.unwrap();
+        }
+        // The writer never checkpoints; only the checkpoint thread makes the file grow.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the log into the file"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(
+            database.snapshot().unwrap().sent_notifications.len(),
+            10_000
+        );
+    }
+
+    #[tokio::test]
     async fn the_index_finds_words_and_follows_changed_text_without_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let database = open(&dir);
