@@ -289,11 +289,13 @@ pub async fn pipeline_orchestrator(
 }
 
 /// How much staged data (by encoded size) the in-process state machine keeps in memory on
-/// the embedded backend: a demo execution's parts with room to spare. Beyond it, staged
-/// values are written to the lake's `staging/` prefix as a deployed stage writes them to S3,
-/// so a long execution (a large upload in many parts) keeps its memory bounded. On the AWS
-/// backend every staged value goes to S3, so that a local run exercises it.
+/// the embedded backend, and the largest value it keeps: a demo execution's parts (1,000
+/// events) with room to spare. Beyond them, staged values are written to the lake's
+/// `staging/` prefix as a deployed stage writes them to S3, so a long execution of large
+/// parts (an upload of a million events in parts of 10,000) keeps its memory bounded. On the
+/// AWS backend every staged value goes to S3, so that a local run exercises it.
 const KEPT_STAGING_BYTES: usize = 8 << 20;
+const KEPT_VALUE_BYTES: usize = 1 << 20;
 
 /// The pipeline's state machine over the ports of an open backend.
 pub fn orchestrator_over(
@@ -304,7 +306,7 @@ pub fn orchestrator_over(
         .map_err(|error| format!("ConfigError: {error}"))?;
     let mut deps = Dependencies::over(backend, config, model, system_clock());
     if let Backend::Local(_) = backend {
-        deps = deps.keeping_staged_values(KEPT_STAGING_BYTES);
+        deps = deps.keeping_staged_values(KEPT_STAGING_BYTES, KEPT_VALUE_BYTES);
     }
     let deps = Arc::new(deps);
     let orchestrator = Orchestrator::pipeline(deps.clone())

@@ -115,7 +115,7 @@ async fn staged_values_kept_in_memory_leave_the_same_state_as_staged_objects() {
                 deps.objects = Arc::new(FolderObjects::new(folder));
                 deps.part_events = 1_000;
                 if let Some(budget) = budget {
-                    deps.kept = Some(Arc::new(KeptValues::new(budget)));
+                    deps.kept = Some(Arc::new(KeptValues::new(budget, budget)));
                 }
             });
             let execution = sandbox.execute(notification, "kept").await;

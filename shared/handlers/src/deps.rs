@@ -164,10 +164,10 @@ impl Dependencies {
 }
 
 impl Dependencies {
-    /// Keeps staged values in memory, up to `budget_bytes` of their encoded size, for state
-    /// machines run in this process ([`KeptValues`]).
-    pub fn keeping_staged_values(mut self, budget_bytes: usize) -> Self {
-        self.kept = Some(Arc::new(KeptValues::new(budget_bytes)));
+    /// Keeps staged values in memory for state machines run in this process, up to
+    /// `budget_bytes` of their encoded size and none over `largest_bytes` ([`KeptValues`]).
+    pub fn keeping_staged_values(mut self, budget_bytes: usize, largest_bytes: usize) -> Self {
+        self.kept = Some(Arc::new(KeptValues::new(budget_bytes, largest_bytes)));
         self
     }
 

@@ -48,14 +48,18 @@ struct Held {
 pub struct KeptValues {
     held: Mutex<Held>,
     budget_bytes: usize,
+    largest_bytes: usize,
 }
 
 impl KeptValues {
-    /// Keeps at most `budget_bytes` (counted as the values' encoded sizes) at a time.
-    pub fn new(budget_bytes: usize) -> Self {
+    /// Keeps at most `budget_bytes` (counted as the values' encoded sizes) at a time, and no
+    /// value larger than `largest_bytes`: a large part is what the staging store is for, and
+    /// a long execution of many large parts would otherwise hold its first ones until it ends.
+    pub fn new(budget_bytes: usize, largest_bytes: usize) -> Self {
         Self {
             held: Mutex::new(Held::default()),
             budget_bytes,
+            largest_bytes,
         }
     }
 
@@ -68,7 +72,7 @@ impl KeptValues {
     /// Keeps `value` (of encoded size `bytes`) under `key` for `execution`, replacing what
     /// that execution kept there. False when the budget has no room: the caller stages the
     /// value in the store instead, and what was kept under the key is dropped, so a read
-    /// finds the newer value.
+    /// finds the newer value. Also false for a value over the largest size kept.
     pub fn keep(
         &self,
         execution: &str,
@@ -83,7 +87,7 @@ impl KeptValues {
             .and_then(|entries| entries.remove(key))
             .map_or(0, |entry| entry.bytes);
         held.bytes -= previous;
-        if held.bytes + bytes > self.budget_bytes {
+        if bytes > self.largest_bytes || held.bytes + bytes > self.budget_bytes {
             return false;
         }
         held.bytes += bytes;
@@ -129,7 +133,7 @@ mod tests {
 
     #[test]
     fn values_are_kept_per_execution_within_the_budget_and_forgotten_with_it() {
-        let kept = KeptValues::new(100);
+        let kept = KeptValues::new(100, 100);
         assert!(kept.keep("a", "staging/bat_1/enriched.json", value(3), 60));
         assert!(
             !kept.keep("b", "staging/bat_1/enriched.json", value(3), 60),
@@ -150,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_value_that_does_not_fit_drops_the_older_one_under_its_key() {
-        let kept = KeptValues::new(100);
+        let kept = KeptValues::new(100, 100);
         assert!(kept.keep("a", "k", value(1), 50));
         assert!(
             kept.keep("a", "k", value(2), 90),
@@ -166,8 +170,16 @@ mod tests {
     }
 
     #[test]
+    fn a_value_over_the_largest_size_is_not_kept_even_with_room() {
+        let kept = KeptValues::new(100, 30);
+        assert!(!kept.keep("a", "large", value(9), 31));
+        assert!(kept.keep("a", "small", value(1), 30));
+        assert_eq!(kept.held_bytes(), 30);
+    }
+
+    #[test]
     fn a_value_read_as_another_type_is_still_readable_as_json() {
-        let kept = KeptValues::new(100);
+        let kept = KeptValues::new(100, 100);
         kept.keep("a", "k", value(2), 10);
         let read = kept.get("a", "k").unwrap();
         assert_eq!(read.encode().unwrap(), b"[7,7]");
