@@ -117,7 +117,8 @@ pub fn compare_golden(relative: &str, actual: &Value) -> Option<String> {
 /// change: the risk model's scores are computed by tract with the instructions the CPU
 /// offers (FMA or not), so they may differ in the seventh significant digit from one machine
 /// to another, and with them the length of the payloads that carry them. Fractions compare
-/// within a relative 1e-5, and `largestPayloadBytes` within 64 bytes; everything else exactly.
+/// within a relative 1e-5 (1e-8 absolute below 0.001), and `largestPayloadBytes` within 64
+/// bytes; everything else exactly.
 pub fn same_but_for_float_kernels(expected: &Value, actual: &Value, key: &str) -> bool {
     match (expected, actual) {
         (Value::Number(left), Value::Number(right)) if key == "largestPayloadBytes" => {

@@ -59,13 +59,6 @@ pub struct StagingScope<'a> {
     pub kept: Option<(&'a KeptValues, &'a str)>,
 }
 
-impl<'a> StagingScope<'a> {
-    /// Staging through the store only, as deployed functions do.
-    pub fn store(store: &'a dyn BatchStaging) -> Self {
-        Self { store, kept: None }
-    }
-}
-
 fn contract_error(key: &str, error: impl fmt::Display) -> HandlerError {
     HandlerError::new(
         ErrorName::InvalidStageInput,

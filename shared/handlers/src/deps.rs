@@ -161,9 +161,7 @@ impl Dependencies {
             inline_limit_bytes: DEFAULT_INLINE_LIMIT_BYTES,
         }
     }
-}
 
-impl Dependencies {
     /// Keeps staged values in memory for state machines run in this process, up to
     /// `budget_bytes` of their encoded size and none over `largest_bytes` ([`KeptValues`]).
     pub fn keeping_staged_values(mut self, budget_bytes: usize, largest_bytes: usize) -> Self {

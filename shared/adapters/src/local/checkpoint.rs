@@ -19,7 +19,7 @@ use rusqlite::Connection;
 const GATHER: Duration = Duration::from_millis(200);
 
 /// Log pages (4 KiB each) past which the log is made to start over: 256 MiB.
-pub(super) const RESTART_PAGES: i64 = 65_536;
+const RESTART_PAGES: i64 = 65_536;
 
 /// Checkpoints `connection`'s database each time commits were signalled, until the sender
 /// is gone (the writer has stopped); then one last passive checkpoint.
