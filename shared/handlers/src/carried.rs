@@ -59,6 +59,16 @@ pub struct StagingScope<'a> {
     pub kept: Option<(&'a KeptValues, &'a str)>,
 }
 
+impl StagingScope<'_> {
+    /// The value this execution kept under `key`, when it was kept as a `U`: for a stage
+    /// that reads only part of what an earlier stage kept (`aggregate` reads the `event` of
+    /// each enriched event), so that it borrows the value instead of encoding and parsing it.
+    pub fn kept_as<U: Send + Sync + 'static>(&self, key: &str) -> Option<Arc<U>> {
+        let (kept, execution) = self.kept?;
+        kept.get(execution, key)?.into_any().downcast::<U>().ok()
+    }
+}
+
 fn contract_error(key: &str, error: impl fmt::Display) -> HandlerError {
     HandlerError::new(
         ErrorName::InvalidStageInput,

@@ -7,7 +7,7 @@ use pipeline_domain::event::{SourceKind, SourceRef};
 use pipeline_domain::schema::FieldError;
 use pipeline_domain::sources::{DecodeError, Streamed, detect, open_stream};
 use pipeline_domain::stages::aggregate::aggregate;
-use pipeline_domain::stages::enrich::enrich;
+use pipeline_domain::stages::enrich::{EnrichedEvent, enrich};
 use pipeline_domain::stages::inference::{RiskLabel, score_batch};
 use pipeline_domain::stages::store::{StoreInput, StorePorts, store_batch};
 use pipeline_domain::stages::validate::{
@@ -23,8 +23,8 @@ use crate::deps::Dependencies;
 use crate::error::{ErrorName, HandlerError};
 use crate::stage::Stage;
 use crate::wire::{
-    AggregateOutput, BatchPart, CONTRACT_VERSION, EnrichInput, EnrichOutput, EventsInput,
-    InferenceInput, InferenceOutput, QuarantineInput, QuarantineRequest, ReasonCount,
+    AggregateOutput, BatchPart, CONTRACT_VERSION, EnrichInput, EnrichOutput, EventOnly,
+    EventsInput, InferenceInput, InferenceOutput, QuarantineInput, QuarantineRequest, ReasonCount,
     SKIPPED_LISTED, StoreBatchInput, StoreOutput, TOP_REASONS, ValidateCounts, ValidateOutput,
     ValidationFailure, parse_input,
 };
@@ -342,8 +342,18 @@ async fn run_aggregate(
 ) -> Result<Value, HandlerError> {
     let input: EventsInput = parse_input("aggregate", event)?;
     record_batch_id(&input.batch_id);
-    let events = input.events.unpack_shared(staging).await?;
-    let deltas = aggregate(&input.batch_id, events.iter().map(|item| &item.event));
+    let deltas = match kept_events(&input.events, staging) {
+        Some(KeptEvents::Enriched(events)) => {
+            aggregate(&input.batch_id, events.iter().map(|item| &item.event))
+        }
+        Some(KeptEvents::Valid(events)) => {
+            aggregate(&input.batch_id, events.iter().map(|item| &item.event))
+        }
+        None => {
+            let events = input.events.unpack_shared(staging).await?;
+            aggregate(&input.batch_id, events.iter().map(|item| &item.event))
+        }
+    };
     info!(
         counters = deltas.counters.len(),
         members = deltas.members.len(),
@@ -356,6 +366,29 @@ async fn run_aggregate(
         batch_id: input.batch_id,
         aggregates,
     })
+}
+
+/// A batch of events kept in memory by the stage that staged it, as that stage's type.
+enum KeptEvents {
+    Enriched(std::sync::Arc<Vec<EnrichedEvent>>),
+    Valid(std::sync::Arc<Vec<ValidEvent>>),
+}
+
+/// The events behind a staged reference when this execution kept them as enriched or
+/// validated events; `None` when they are inline, in the store, or kept as something else.
+fn kept_events(events: &Carried<Vec<EventOnly>>, staging: StagingScope<'_>) -> Option<KeptEvents> {
+    let Carried::Staged(reference) = events else {
+        return None;
+    };
+    let key = reference.staged.as_str();
+    staging
+        .kept_as::<Vec<EnrichedEvent>>(key)
+        .map(KeptEvents::Enriched)
+        .or_else(|| {
+            staging
+                .kept_as::<Vec<ValidEvent>>(key)
+                .map(KeptEvents::Valid)
+        })
 }
 
 async fn run_inference(

@@ -141,15 +141,29 @@ pub async fn store_batch(
         )));
     }
 
-    ports.events.put_events(&events).await?;
-
-    // What needs the events in batch order is built first; then the events move into their
-    // partitions, so that a batch is held once, not twice.
+    // The table writes, the index and the aggregates do not depend on each other (each is
+    // idempotent, so a retried batch repeats them in any order): they run together, and a
+    // backend that commits concurrent writes together (the embedded one) commits them once.
     let with_bodies = ports.search.wants_bodies();
     let documents: Vec<SearchDocument> = events
         .iter()
         .map(|stored| search_document(stored, with_bodies))
         .collect();
+    let apply = async {
+        match input.aggregates {
+            Some(deltas) => ports.aggregates.apply_once(deltas).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let ((), index_failures, aggregates) = futures_util::future::try_join3(
+        ports.events.put_events(&events),
+        ports.search.index(&documents),
+        apply,
+    )
+    .await?;
+
+    // What needs the events in batch order is built first; then the events move into their
+    // partitions, so that a batch is held once, not twice.
     let high_risk: Vec<&StoredEvent> = events
         .iter()
         .filter(|event| {
@@ -192,13 +206,6 @@ pub async fn store_batch(
             .put_object(&key, body, "application/x-ndjson")
             .await?;
         Some(key)
-    };
-
-    let index_failures = ports.search.index(&documents).await?;
-
-    let aggregates = match input.aggregates {
-        Some(deltas) => Some(ports.aggregates.apply_once(deltas).await?),
-        None => None,
     };
 
     let mut notifications = Vec::new();
