@@ -22,20 +22,22 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::checkpoint::run_checkpointer;
+use super::keys::{EventKeys, digest};
 use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
 /// a message rather than misread.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
-/// Versions whose files are brought up to date by creating what is missing (version 3 added
-/// `applied_events`).
-const MIGRATABLE_VERSIONS: [i64; 1] = [2];
+/// Versions whose files are brought up to date by [`MIGRATE_TO_4`]: version 3 added
+/// `applied_events`, and version 4 moved it, the search documents and the event-id index of
+/// `events` into `event_keys`.
+const MIGRATABLE_VERSIONS: [i64; 2] = [2, 3];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     timestamp_ms REAL NOT NULL,
@@ -63,10 +65,6 @@ CREATE TABLE IF NOT EXISTS applied_batches (
     batch_id TEXT PRIMARY KEY,
     applied_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS applied_events (
-    event_id TEXT PRIMARY KEY,
-    applied_at INTEGER NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY,
     body TEXT NOT NULL
@@ -75,12 +73,59 @@ CREATE TABLE IF NOT EXISTS sent_notifications (
     id TEXT PRIMARY KEY,
     sent_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS search_documents (
+CREATE TABLE IF NOT EXISTS event_keys (
     id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    text_digest INTEGER NOT NULL
+    event_id TEXT NOT NULL,
+    event_row INTEGER,
+    applied_at INTEGER,
+    text_digest INTEGER
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
+";
+
+/// Brings a file of version 2 or 3 to version 4, in the transaction that then runs
+/// [`SCHEMA`]. One `event_keys` row per event id known to `search_documents`,
+/// `applied_events` or `events`; a search document keeps its id, which is the rowid of its
+/// words in `search_index`. `events` is copied without its unique index on event ids.
+const MIGRATE_TO_4: &str = "
+CREATE TABLE IF NOT EXISTS applied_events (
+    event_id TEXT PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE event_keys (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    event_row INTEGER,
+    applied_at INTEGER,
+    text_digest INTEGER
+);
+INSERT INTO event_keys (id, event_id, text_digest)
+    SELECT id, event_id, text_digest FROM search_documents ORDER BY id;
+INSERT INTO event_keys (event_id)
+    SELECT event_id FROM applied_events
+    UNION SELECT event_id FROM events
+    EXCEPT SELECT event_id FROM search_documents;
+UPDATE event_keys SET
+    applied_at = (SELECT applied_at FROM applied_events a WHERE a.event_id = event_keys.event_id),
+    event_row = (SELECT id FROM events e WHERE e.event_id = event_keys.event_id);
+CREATE TABLE events_4 (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    timestamp_ms REAL NOT NULL,
+    dt TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    risk_score REAL,
+    risk_label TEXT,
+    body TEXT NOT NULL
+);
+INSERT INTO events_4 SELECT id, event_id, user_id, event_type, timestamp_ms, dt, hour,
+    risk_score, risk_label, body FROM events;
+DROP TABLE events;
+ALTER TABLE events_4 RENAME TO events;
+DROP TABLE applied_events;
+DROP TABLE search_documents;
 ";
 
 /// Connection settings: 16 MiB of page cache, and WAL, which lets readers run beside the
@@ -161,9 +206,20 @@ fn classify(operation: &str, error: &rusqlite::Error) -> StorageError {
 
 /// The number of rows in `table` (a name from this file, never from input).
 fn count_rows(tx: &rusqlite::Transaction<'_>, table: &str) -> rusqlite::Result<usize> {
-    tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-        row.get::<_, i64>(0)
-    })
+    count_where(tx, table, "true")
+}
+
+/// The number of rows in `table` for which `condition` holds (both from this file).
+fn count_where(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    condition: &str,
+) -> rusqlite::Result<usize> {
+    tx.query_row(
+        &format!("SELECT COUNT(*) FROM {table} WHERE {condition}"),
+        [],
+        |row| row.get::<_, i64>(0),
+    )
     .map(|count| count as usize)
 }
 
@@ -173,15 +229,10 @@ fn now_millis() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// A 64-bit FNV-1a digest of a document's text: a replay that brings the same text leaves
-/// the index alone. Stable across processes and versions, unlike the standard hasher.
+/// The digest of a document's text: a replay that brings the same text leaves the index
+/// alone.
 fn text_digest(text: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
+    digest(text) as i64
 }
 
 fn open_connection(path: &Path, operation: &str) -> Result<Connection, StorageError> {
@@ -195,38 +246,57 @@ fn open_connection(path: &Path, operation: &str) -> Result<Connection, StorageEr
     Ok(connection)
 }
 
-/// Creates the tables in a new file, and refuses a file whose tables another version made.
+/// Creates the tables in a new file, brings a file of an older version up to date, and
+/// refuses a file whose tables another version made. The version is read again under the
+/// write lock, so two processes opening an old file at once migrate it once.
 fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageError> {
     let operation = format!("create the tables in {}", path.display());
     let fail = |error: rusqlite::Error| classify(&operation, &error);
-    let version: i64 = connection
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(fail)?;
-    if version == SCHEMA_VERSION {
+    let version = |connection: &Connection| -> rusqlite::Result<i64> {
+        connection.query_row("PRAGMA user_version", [], |row| row.get(0))
+    };
+    if version(connection).map_err(fail)? == SCHEMA_VERSION {
         return Ok(());
     }
-    let tables: i64 = if MIGRATABLE_VERSIONS.contains(&version) {
-        0
-    } else {
-        connection
-            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
-            .map_err(fail)?
-    };
-    if tables > 0 {
-        return Err(StorageError::permanent(
-            operation,
-            format!(
-                "the file holds tables of schema version {version}, and this version of the \
-                 pipeline reads version {SCHEMA_VERSION}; delete the data directory or choose \
-                 another with --data-dir"
-            ),
-        ));
+    connection.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+    let prepared = (|| {
+        let found = version(connection)?;
+        if found == SCHEMA_VERSION {
+            return Ok(Ok(()));
+        }
+        let migration = if MIGRATABLE_VERSIONS.contains(&found) {
+            MIGRATE_TO_4
+        } else {
+            let tables: i64 =
+                connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))?;
+            if tables > 0 {
+                return Ok(Err(found));
+            }
+            ""
+        };
+        connection.execute_batch(&format!(
+            "{migration} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+        Ok(Ok(()))
+    })();
+    match prepared {
+        Ok(Ok(())) => connection.execute_batch("COMMIT").map_err(fail),
+        Ok(Err(found)) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(StorageError::permanent(
+                operation,
+                format!(
+                    "the file holds tables of schema version {found}, and this version of the \
+                     pipeline reads version {SCHEMA_VERSION}; delete the data directory or \
+                     choose another with --data-dir"
+                ),
+            ))
+        }
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(fail(error))
+        }
     }
-    connection
-        .execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))
-        .map_err(fail)
 }
 
 /// A copy of an error for the writer, which must both stop the group and give the original
@@ -246,7 +316,7 @@ fn copy_error(error: &rusqlite::Error) -> rusqlite::Error {
 /// One write waiting for the writer thread.
 trait Write: Send {
     /// Does the work inside the open transaction. The error is kept for the caller too.
-    fn apply(&mut self, connection: &Connection) -> rusqlite::Result<()>;
+    fn apply(&mut self, connection: &Connection, keys: &mut EventKeys) -> rusqlite::Result<()>;
     /// Forgets the outcome of a transaction that was rolled back, to be applied again.
     fn reset(&mut self);
     /// Tells the caller how it ended, once the transaction is over: `failure` is why the
@@ -264,10 +334,10 @@ struct PendingWrite<T, W> {
 impl<T, W> Write for PendingWrite<T, W>
 where
     T: Send,
-    W: Fn(&Connection) -> rusqlite::Result<T> + Send,
+    W: Fn(&Connection, &mut EventKeys) -> rusqlite::Result<T> + Send,
 {
-    fn apply(&mut self, connection: &Connection) -> rusqlite::Result<()> {
-        let outcome = (self.work)(connection);
+    fn apply(&mut self, connection: &Connection, keys: &mut EventKeys) -> rusqlite::Result<()> {
+        let outcome = (self.work)(connection, keys);
         let result = match &outcome {
             Ok(_) => Ok(()),
             Err(error) => Err(copy_error(error)),
@@ -298,7 +368,8 @@ where
 
 /// The writer thread: waits for a write, takes every other write already queued, applies
 /// them in one transaction and reports to each caller after the commit. Ends when the
-/// database is dropped.
+/// database is dropped. It owns the connection and the in-memory event-id index
+/// ([`EventKeys`]), which only its transactions read and change.
 ///
 /// Writes rarely fail, so a group runs without savepoints (each one would copy every page it
 /// touches into a statement journal). When one write fails the group is rolled back and
@@ -308,6 +379,7 @@ fn run_writer(
     writes: mpsc::Receiver<Box<dyn Write>>,
     commits: mpsc::SyncSender<()>,
 ) {
+    let mut keys = EventKeys::default();
     while let Ok(first) = writes.recv() {
         // Commits are coming: the checkpointer lets them gather, then copies what they add to
         // the log. A nudge already waiting is enough.
@@ -320,40 +392,50 @@ fn run_writer(
             }
         }
         if group.len() > 1 {
-            if apply_group(&connection, &mut group).is_ok() {
+            if apply_group(&connection, &mut keys, &mut group).is_ok() {
                 for write in group {
                     write.finish(None);
                 }
                 continue;
             }
-            roll_back(&connection);
+            roll_back(&connection, &mut keys);
             for write in &mut group {
                 write.reset();
             }
         }
         for mut write in group {
-            let failure = apply_group(&connection, std::slice::from_mut(&mut write)).err();
+            let failure =
+                apply_group(&connection, &mut keys, std::slice::from_mut(&mut write)).err();
             if failure.is_some() {
-                roll_back(&connection);
+                roll_back(&connection, &mut keys);
             }
             write.finish(failure.as_ref());
         }
     }
 }
 
-/// Ends a transaction that failed. It may already be gone (a failed BEGIN); only an open one
-/// matters, so an error here says nothing new.
-fn roll_back(connection: &Connection) {
+/// Ends a transaction that failed, and forgets the event ids it added. It may already be
+/// gone (a failed BEGIN); only an open one matters, so an error here says nothing new.
+fn roll_back(connection: &Connection, keys: &mut EventKeys) {
     let _ = connection.execute_batch("ROLLBACK");
+    keys.roll_back();
 }
 
-/// Applies writes in one transaction; the first failing write fails it.
-fn apply_group(connection: &Connection, group: &mut [Box<dyn Write>]) -> rusqlite::Result<()> {
+/// Applies writes in one transaction, after reading the event ids other processes added;
+/// the first failing write fails it.
+fn apply_group(
+    connection: &Connection,
+    keys: &mut EventKeys,
+    group: &mut [Box<dyn Write>],
+) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
+    keys.catch_up(connection)?;
     for write in group.iter_mut() {
-        write.apply(connection)?;
+        write.apply(connection, keys)?;
     }
-    connection.execute_batch("COMMIT")
+    connection.execute_batch("COMMIT")?;
+    keys.commit();
+    Ok(())
 }
 
 impl Database {
@@ -408,7 +490,7 @@ impl Database {
     async fn write<T, W>(&self, operation: &'static str, work: W) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        W: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        W: Fn(&Connection, &mut EventKeys) -> rusqlite::Result<T> + Send + 'static,
     {
         let stopped = || StorageError::permanent(operation, "the database writer has stopped");
         let (reply, answer) = oneshot::channel();
@@ -485,7 +567,7 @@ impl Database {
     /// Records notification ids as sent.
     pub async fn record_notifications(&self, ids: Vec<String>) -> Result<(), StorageError> {
         let sent_at = now_millis();
-        self.write("record sent notifications", move |connection| {
+        self.write("record sent notifications", move |connection, _| {
             let mut statement = connection.prepare_cached(
                 "INSERT OR IGNORE INTO sent_notifications (id, sent_at) VALUES (?1, ?2)",
             )?;
@@ -501,7 +583,7 @@ impl Database {
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<String>, StorageError> {
         self.read("search", |tx| {
             let mut statement = tx.prepare_cached(
-                "SELECT d.event_id FROM search_index JOIN search_documents d ON d.id = search_index.rowid \
+                "SELECT k.event_id FROM search_index JOIN event_keys k ON k.id = search_index.rowid \
                  WHERE search_index MATCH ?1 ORDER BY rank LIMIT ?2",
             )?;
             let rows = statement.query_map(params![query, limit as i64], |row| row.get(0))?;
@@ -517,7 +599,7 @@ impl Database {
                 events: count("events")?,
                 aggregates: count("aggregates")?,
                 applied_batches: count("applied_batches")?,
-                search_documents: count("search_documents")?,
+                search_documents: count_where(tx, "event_keys", "text_digest IS NOT NULL")?,
             })
         })
     }
@@ -556,9 +638,9 @@ impl Database {
                 aggregates,
                 window_members: count("window_members")?,
                 applied_batches: ids("applied_batches", "batch_id")?,
-                applied_events: count("applied_events")?,
+                applied_events: count_where(tx, "event_keys", "applied_at IS NOT NULL")?,
                 sent_notifications: ids("sent_notifications", "id")?,
-                search_documents: count("search_documents")?,
+                search_documents: count_where(tx, "event_keys", "text_digest IS NOT NULL")?,
             })
         })
     }
@@ -622,14 +704,37 @@ impl EventTable for Database {
             .iter()
             .map(EventRow::of)
             .collect::<Result<Vec<_>, _>>()?;
-        self.write("put events", move |connection| {
-            let mut statement = connection.prepare_cached(
-                "INSERT OR REPLACE INTO events \
+        self.write("put events", move |connection, keys| {
+            let mut insert = connection.prepare_cached(
+                "INSERT INTO events \
                  (event_id, user_id, event_type, timestamp_ms, dt, hour, risk_score, risk_label, body) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut replace = connection.prepare_cached(
+                "UPDATE events SET user_id = ?2, event_type = ?3, timestamp_ms = ?4, dt = ?5, \
+                 hour = ?6, risk_score = ?7, risk_label = ?8, body = ?9 WHERE id = ?1",
+            )?;
+            let mut add_key = connection
+                .prepare_cached("INSERT INTO event_keys (event_id, event_row) VALUES (?1, ?2)")?;
+            let mut set_row =
+                connection.prepare_cached("UPDATE event_keys SET event_row = ?2 WHERE id = ?1")?;
             for row in &rows {
-                statement.execute(params![
+                let known = keys.locate(connection, &row.event_id)?;
+                if let Some(event_row) = known.and_then(|key| key.event_row) {
+                    replace.execute(params![
+                        event_row,
+                        row.user_id,
+                        row.event_type,
+                        row.timestamp_millis,
+                        row.dt,
+                        row.hour,
+                        row.risk_score,
+                        row.risk_label,
+                        row.body,
+                    ])?;
+                    continue;
+                }
+                insert.execute(params![
                     row.event_id,
                     row.user_id,
                     row.event_type,
@@ -640,6 +745,16 @@ impl EventTable for Database {
                     row.risk_label,
                     row.body,
                 ])?;
+                let event_row = connection.last_insert_rowid();
+                match known {
+                    Some(key) => {
+                        set_row.execute(params![key.id, event_row])?;
+                    }
+                    None => {
+                        add_key.execute(params![row.event_id, event_row])?;
+                        keys.record(&row.event_id, connection.last_insert_rowid());
+                    }
+                }
             }
             Ok(())
         })
@@ -652,20 +767,42 @@ impl EventTable for Database {
 const CLAIM_BATCH: &str = "INSERT INTO applied_batches (batch_id, applied_at) VALUES (?1, ?2) \
      ON CONFLICT (batch_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?3";
 
-/// Claims an event id, as [`CLAIM_BATCH`] claims a batch id.
-const CLAIM_EVENT: &str = "INSERT INTO applied_events (event_id, applied_at) VALUES (?1, ?2) \
-     ON CONFLICT (event_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?3";
-
-/// Runs a claim statement: true when `id` is now claimed for this application.
-fn claim(
+/// Claims a batch id: true when it is now claimed for this application.
+fn claim_batch(
     connection: &Connection,
-    statement: &str,
-    id: &str,
+    batch_id: &str,
     now: i64,
     expired_before: i64,
 ) -> rusqlite::Result<bool> {
-    let mut statement = connection.prepare_cached(statement)?;
-    Ok(statement.execute(params![id, now, expired_before])? == 1)
+    let mut statement = connection.prepare_cached(CLAIM_BATCH)?;
+    Ok(statement.execute(params![batch_id, now, expired_before])? == 1)
+}
+
+/// Claims an event id as [`claim_batch`] claims a batch id: true when the id was never
+/// applied, or was applied before `expired_before`.
+fn claim_event(
+    connection: &Connection,
+    keys: &mut EventKeys,
+    event_id: &str,
+    now: i64,
+    expired_before: i64,
+) -> rusqlite::Result<bool> {
+    match keys.locate(connection, event_id)? {
+        Some(key) if key.applied_at.is_some_and(|at| at >= expired_before) => Ok(false),
+        Some(key) => {
+            let mut statement =
+                connection.prepare_cached("UPDATE event_keys SET applied_at = ?2 WHERE id = ?1")?;
+            statement.execute(params![key.id, now])?;
+            Ok(true)
+        }
+        None => {
+            let mut statement = connection
+                .prepare_cached("INSERT INTO event_keys (event_id, applied_at) VALUES (?1, ?2)")?;
+            statement.execute(params![event_id, now])?;
+            keys.record(event_id, connection.last_insert_rowid());
+            Ok(true)
+        }
+    }
 }
 
 #[async_trait]
@@ -677,14 +814,14 @@ impl AggregateTable for Database {
     async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
         let applied_at = now_millis();
         let expired_before = applied_at - self.idempotency_window_millis.load(Ordering::Relaxed);
-        self.write("apply aggregate deltas", move |connection| {
-            if !claim(connection, CLAIM_BATCH, &deltas.batch_id, applied_at, expired_before)? {
+        self.write("apply aggregate deltas", move |connection, keys| {
+            if !claim_batch(connection, &deltas.batch_id, applied_at, expired_before)? {
                 return Ok(ApplyOutcome::AlreadyApplied);
             }
             let mut applied_before = HashSet::new();
             for contribution in &deltas.contributions {
                 let event_id = contribution.event_id.as_str();
-                if !claim(connection, CLAIM_EVENT, event_id, applied_at, expired_before)? {
+                if !claim_event(connection, keys, event_id, applied_at, expired_before)? {
                     applied_before.insert(event_id);
                 }
             }
@@ -762,33 +899,30 @@ impl SearchIndex for Database {
                 (document.event_id.clone(), document.text.clone(), digest)
             })
             .collect();
-        self.write("index documents", move |connection| {
-            let mut known = connection.prepare_cached(
-                "SELECT id, text_digest FROM search_documents WHERE event_id = ?1",
-            )?;
-            let mut add = connection.prepare_cached(
-                "INSERT INTO search_documents (event_id, text_digest) VALUES (?1, ?2)",
-            )?;
+        self.write("index documents", move |connection, keys| {
+            let mut add = connection
+                .prepare_cached("INSERT INTO event_keys (event_id, text_digest) VALUES (?1, ?2)")?;
             let mut change = connection
-                .prepare_cached("UPDATE search_documents SET text_digest = ?2 WHERE id = ?1")?;
+                .prepare_cached("UPDATE event_keys SET text_digest = ?2 WHERE id = ?1")?;
             let mut unindex =
                 connection.prepare_cached("DELETE FROM search_index WHERE rowid = ?1")?;
             let mut index = connection
                 .prepare_cached("INSERT INTO search_index (rowid, text) VALUES (?1, ?2)")?;
             for (event_id, text, digest) in &documents {
-                let previous: Option<(i64, i64)> = known
-                    .query_row(params![event_id], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                let id = match previous {
-                    Some((_, indexed)) if indexed == *digest => continue,
-                    Some((id, _)) => {
-                        unindex.execute(params![id])?;
-                        change.execute(params![id, digest])?;
-                        id
+                let id = match keys.locate(connection, event_id)? {
+                    Some(key) if key.text_digest == Some(*digest) => continue,
+                    Some(key) => {
+                        if key.text_digest.is_some() {
+                            unindex.execute(params![key.id])?;
+                        }
+                        change.execute(params![key.id, digest])?;
+                        key.id
                     }
                     None => {
                         add.execute(params![event_id, digest])?;
-                        connection.last_insert_rowid()
+                        let id = connection.last_insert_rowid();
+                        keys.record(event_id, id);
+                        id
                     }
                 };
                 index.execute(params![id, text])?;
@@ -820,19 +954,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let database = open(&dir);
         // The first write holds the writer, so the next three queue up and form one group.
-        let hold = database.write("hold the writer", |_| {
+        let hold = database.write("hold the writer", |_, _| {
             std::thread::sleep(std::time::Duration::from_millis(200));
             Ok(())
         });
         let good = |id: &'static str| {
-            database.write("record", move |connection| {
+            database.write("record", move |connection, _| {
                 connection.execute(
                     "INSERT INTO sent_notifications (id, sent_at) VALUES (?1, 0)",
                     params![id],
                 )
             })
         };
-        let bad = database.write("write to a missing table", |connection| {
+        let bad = database.write("write to a missing table", |connection, _| {
             connection.execute("INSERT INTO no_such_table VALUES (1)", [])
         });
         let (held, first, failed, second) = tokio::join!(hold, good("before"), bad, good("after"));
@@ -1023,29 +1157,209 @@ mod tests {
         assert_eq!(total_count(&database), 2);
     }
 
-    #[test]
-    fn a_file_of_schema_version_2_gains_the_applied_events_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pipeline.db");
-        {
-            let connection = Connection::open(&path).unwrap();
-            let version_two = SCHEMA.replace(
-                "CREATE TABLE IF NOT EXISTS applied_events (\n    event_id TEXT PRIMARY KEY,\n    applied_at INTEGER NOT NULL\n) WITHOUT ROWID;",
+    /// The tables of schema version 3, as that version created them.
+    const SCHEMA_3: &str = "
+        CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL, event_type TEXT NOT NULL, timestamp_ms REAL NOT NULL,
+            dt TEXT NOT NULL, hour TEXT NOT NULL, risk_score REAL, risk_label TEXT,
+            body TEXT NOT NULL);
+        CREATE TABLE aggregates (scope TEXT NOT NULL, window_start INTEGER NOT NULL,
+            event_count INTEGER NOT NULL, amount_sum REAL NOT NULL,
+            distinct_users INTEGER NOT NULL, PRIMARY KEY (scope, window_start)) WITHOUT ROWID;
+        CREATE TABLE window_members (scope TEXT NOT NULL, window_start INTEGER NOT NULL,
+            user_id TEXT NOT NULL, PRIMARY KEY (scope, window_start, user_id)) WITHOUT ROWID;
+        CREATE TABLE applied_batches (batch_id TEXT PRIMARY KEY,
+            applied_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE applied_events (event_id TEXT PRIMARY KEY,
+            applied_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE profiles (user_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE sent_notifications (id TEXT PRIMARY KEY,
+            sent_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE search_documents (id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE, text_digest INTEGER NOT NULL);
+        CREATE VIRTUAL TABLE search_index USING fts5(text, content = '',
+            contentless_delete = 1);
+    ";
+
+    /// A file of `version` holding: `e1` stored, indexed and applied; `e2` stored and
+    /// applied; `e3` indexed only (its document id 7, so ids are kept, not renumbered).
+    fn old_file(path: &Path, version: i64) {
+        let connection = Connection::open(path).unwrap();
+        let schema = if version == 2 {
+            SCHEMA_3.replace(
+                "CREATE TABLE applied_events (event_id TEXT PRIMARY KEY,
+            applied_at INTEGER NOT NULL) WITHOUT ROWID;",
                 "",
-            );
-            assert_ne!(version_two, SCHEMA);
+            )
+        } else {
+            SCHEMA_3.to_owned()
+        };
+        assert_eq!(schema == SCHEMA_3, version == 3);
+        connection
+            .execute_batch(&format!("{schema} PRAGMA user_version = {version};"))
+            .unwrap();
+        for (id, event_id) in [(1, "e1"), (2, "e2")] {
             connection
-                .execute_batch(&format!("{version_two} PRAGMA user_version = 2;"))
+                .execute(
+                    "INSERT INTO events (id, event_id, user_id, event_type, timestamp_ms, dt, \
+                     hour, body) VALUES (?1, ?2, 'u1', 'click', 60000, '1970-01-01', '00', ?3)",
+                    params![id, event_id, format!("{{\"id\":\"{event_id}\"}}")],
+                )
                 .unwrap();
         }
-        let database = Database::open(&path).expect("a version 2 file opens");
-        assert_eq!(database.snapshot().unwrap().applied_events, 0);
+        let now = now_millis();
+        if version == 3 {
+            for event_id in ["e1", "e2"] {
+                connection
+                    .execute(
+                        "INSERT INTO applied_events (event_id, applied_at) VALUES (?1, ?2)",
+                        params![event_id, now],
+                    )
+                    .unwrap();
+            }
+        }
+        for (id, event_id, text) in [(3, "e1", "login android"), (7, "e3", "purchase windows")] {
+            connection
+                .execute(
+                    "INSERT INTO search_documents (id, event_id, text_digest) VALUES (?1, ?2, ?3)",
+                    params![id, event_id, text_digest(text)],
+                )
+                .unwrap();
+            connection
+                .execute(
+                    "INSERT INTO search_index (rowid, text) VALUES (?1, ?2)",
+                    params![id, text],
+                )
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_of_schema_version_3_keeps_its_events_claims_and_documents() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        old_file(&path, 3);
+        let database = Database::open(&path).expect("a version 3 file opens");
+        let snapshot = database.snapshot().unwrap();
+        assert_eq!(snapshot.events.keys().collect::<Vec<_>>(), vec!["e1", "e2"]);
+        assert_eq!(snapshot.events["e2"], serde_json::json!({"id": "e2"}));
+        assert_eq!(snapshot.applied_events, 2);
+        assert_eq!(snapshot.search_documents, 2);
+        assert_eq!(database.search("android", 10).unwrap(), vec!["e1"]);
+        assert_eq!(database.search("windows", 10).unwrap(), vec!["e3"]);
+
+        // The claims moved: e1 and e2 are not counted again, e4 is.
+        let events = [
+            user_event("e1", "u1", 60_000),
+            user_event("e2", "u1", 60_000),
+            user_event("e4", "u2", 61_000),
+        ];
+        database
+            .apply_once(aggregate("bat_after", &events))
+            .await
+            .unwrap();
+        assert_eq!(total_count(&database), 1);
+
+        // The documents moved with their ids: the same text is left alone, new text replaces
+        // the words of its event only.
+        database
+            .index(&[
+                document("e1", "login android"),
+                document("e3", "refund tablet"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(database.search("android", 10).unwrap(), vec!["e1"]);
+        assert!(database.search("windows", 10).unwrap().is_empty());
+        assert_eq!(database.search("tablet", 10).unwrap(), vec!["e3"]);
+        let snapshot = database.snapshot().unwrap();
+        assert_eq!(snapshot.search_documents, 2);
+        assert_eq!(snapshot.applied_events, 3);
+        assert_eq!(snapshot.events.len(), 2);
+
+        // Opened again, the file is of the current version and holds one row per id.
+        drop(database);
+        let connection = Connection::open(&path).unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let (rows, ids): (i64, i64) = connection
+            .query_row(
+                "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_keys",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, ids), (4, 4));
     }
 
     #[test]
-    fn text_digests_are_stable_and_tell_texts_apart() {
-        assert_eq!(text_digest(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
-        assert_eq!(text_digest("login"), text_digest("login"));
-        assert_ne!(text_digest("login"), text_digest("logout"));
+    fn a_file_of_schema_version_2_opens_without_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        old_file(&path, 2);
+        let database = Database::open(&path).expect("a version 2 file opens");
+        let snapshot = database.snapshot().unwrap();
+        assert_eq!(snapshot.applied_events, 0);
+        assert_eq!(snapshot.search_documents, 2);
+        assert_eq!(snapshot.events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn event_ids_claimed_in_a_group_that_failed_are_claimed_once_when_it_runs_again() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        let first = [
+            user_event("e1", "u1", 60_000),
+            user_event("e2", "u2", 60_000),
+        ];
+        let second = [
+            user_event("e2", "u2", 60_000),
+            user_event("e3", "u3", 60_000),
+        ];
+        let hold = database.write("hold the writer", |_, _| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok(())
+        });
+        let bad = database.write("write to a missing table", |connection, _| {
+            connection.execute("INSERT INTO no_such_table VALUES (1)", [])
+        });
+        let (held, applied_first, failed, applied_second) = tokio::join!(
+            hold,
+            database.apply_once(aggregate("bat_first", &first)),
+            bad,
+            database.apply_once(aggregate("bat_second", &second)),
+        );
+        held.unwrap();
+        assert!(failed.is_err());
+        assert_eq!(applied_first.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(applied_second.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(total_count(&database), 3);
+        assert_eq!(database.snapshot().unwrap().applied_events, 3);
+    }
+
+    #[tokio::test]
+    async fn ids_claimed_before_the_file_was_reopened_are_not_claimed_again() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let events = [user_event("e1", "u1", 60_000)];
+        {
+            let database = open(&dir);
+            database
+                .apply_once(aggregate("bat_1", &events))
+                .await
+                .unwrap();
+        }
+        // Another process, or a later run: its writer reads the ids the file holds first.
+        let database = open(&dir);
+        database
+            .apply_once(aggregate("bat_2", &events))
+            .await
+            .unwrap();
+        assert_eq!(total_count(&database), 1);
+        assert_eq!(database.snapshot().unwrap().applied_events, 1);
     }
 }

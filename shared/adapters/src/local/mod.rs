@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod database;
+mod keys;
 mod lake;
 mod objects;
 mod outbox;

@@ -1,0 +1,301 @@
+//! The event-id index of the local database, held in memory by the writer thread.
+//!
+//! Every event id the tables know has one row in `event_keys`: its events row, when its
+//! aggregates claim was made, and the digest of the text its search document indexed. Event
+//! ids are digests, so an index on them in the file would be written at random: each commit
+//! would dirty (and log whole) about one index page per event. Instead the table is
+//! append-only in row-id order, with no index but its row id, and this module answers "which
+//! row holds event id X" from memory: 64-bit digests of the ids, in an open-addressing table
+//! of entry numbers.
+//!
+//! Other processes may append to the same file. Each write transaction of the writer first
+//! reads the rows appended since the last one it knows ([`EventKeys::catch_up`]), under the
+//! write lock, so no row can be added meanwhile. A transaction that rolls back forgets the
+//! rows it added ([`EventKeys::roll_back`]); SQLite may give their row ids to other ids.
+//!
+//! Memory: 16 bytes per id and 4 bytes per slot, with 1.3 to 4 slots per id: about 24 MiB
+//! for a million ids.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// One known id: the digest of its text and its row in `event_keys`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    digest: u64,
+    row: i64,
+}
+
+/// The `event_keys` row of one event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KeyRow {
+    pub id: i64,
+    /// The row of `events` that holds the event, once it was put.
+    pub event_row: Option<i64>,
+    /// When the event's aggregates were last claimed, in Unix milliseconds.
+    pub applied_at: Option<i64>,
+    /// The digest of the text its search document indexed, once indexed.
+    pub text_digest: Option<i64>,
+}
+
+/// Row ids of `event_keys` by event id, for the rows the file held at the last catch-up
+/// plus the rows this process added since.
+#[derive(Debug, Default)]
+pub(super) struct EventKeys {
+    /// In row-id order.
+    entries: Vec<Entry>,
+    /// Entry number + 1 per slot, 0 for an empty slot; a power of two long, at most three
+    /// quarters full.
+    slots: Vec<u32>,
+    /// Entries known to be in the file; those after were added by the open transaction.
+    committed: usize,
+}
+
+/// A 64-bit FNV-1a digest: stable across processes and versions, unlike the standard hasher.
+pub(super) fn digest(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+impl EventKeys {
+    /// The first slot a digest probes: its bits mixed (Fibonacci hashing), the top ones kept.
+    fn home(&self, digest: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        (digest.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    /// The rows of `event_keys` whose id has this digest: almost always none or one.
+    fn candidates(&self, digest: u64) -> impl Iterator<Item = i64> + '_ {
+        let mask = self.slots.len().wrapping_sub(1);
+        let start = if self.slots.is_empty() {
+            0
+        } else {
+            self.home(digest)
+        };
+        (0..self.slots.len())
+            .map(move |step| self.slots[(start + step) & mask])
+            .take_while(|slot| *slot != 0)
+            .map(|slot| self.entries[slot as usize - 1])
+            .filter(move |entry| entry.digest == digest)
+            .map(|entry| entry.row)
+    }
+
+    fn place(&mut self, number: usize) {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(self.entries[number].digest);
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = u32::try_from(number + 1).expect("fewer than 2^32 event ids");
+    }
+
+    /// Makes the slot table fit the entries again, from scratch.
+    fn rebuild(&mut self) {
+        let wanted = (self.entries.len() * 2).next_power_of_two().max(1024);
+        self.slots.clear();
+        self.slots.resize(wanted, 0);
+        for number in 0..self.entries.len() {
+            self.place(number);
+        }
+    }
+
+    /// Remembers that event id `event_id` is in row `row`, added by the open transaction.
+    pub fn record(&mut self, event_id: &str, row: i64) {
+        self.entries.push(Entry {
+            digest: digest(event_id),
+            row,
+        });
+        if self.entries.len() * 4 > self.slots.len() * 3 {
+            self.rebuild();
+        } else {
+            self.place(self.entries.len() - 1);
+        }
+    }
+
+    /// Reads the rows other processes (or an earlier run) appended since the last known one.
+    /// Runs inside a write transaction, so none can be appended meanwhile.
+    pub fn catch_up(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+        let last = self.entries.last().map_or(0, |entry| entry.row);
+        let mut statement =
+            connection.prepare_cached("SELECT id, event_id FROM event_keys WHERE id > ?1")?;
+        let mut rows = statement.query(params![last])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let event_id: String = row.get(1)?;
+            self.record(&event_id, id);
+        }
+        self.committed = self.entries.len();
+        Ok(())
+    }
+
+    /// The open transaction committed: its rows are in the file.
+    pub fn commit(&mut self) {
+        self.committed = self.entries.len();
+    }
+
+    /// The open transaction rolled back: its rows are gone, and so are their entries.
+    pub fn roll_back(&mut self) {
+        if self.entries.len() > self.committed {
+            self.entries.truncate(self.committed);
+            self.rebuild();
+        }
+    }
+
+    /// The row of `event_id`, read from the file, or `None` when the id is new.
+    pub fn locate(
+        &self,
+        connection: &Connection,
+        event_id: &str,
+    ) -> rusqlite::Result<Option<KeyRow>> {
+        for id in self.candidates(digest(event_id)) {
+            let mut statement = connection.prepare_cached(
+                "SELECT event_id, event_row, applied_at, text_digest FROM event_keys WHERE id = ?1",
+            )?;
+            let found = statement
+                .query_row(params![id], |row| {
+                    let stored: String = row.get(0)?;
+                    Ok((stored == event_id).then_some(KeyRow {
+                        id,
+                        event_row: row.get(1)?,
+                        applied_at: row.get(2)?,
+                        text_digest: row.get(3)?,
+                    }))
+                })
+                .optional()?
+                .flatten();
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE event_keys (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, \
+                 event_row INTEGER, applied_at INTEGER, text_digest INTEGER);",
+            )
+            .unwrap();
+        connection
+    }
+
+    fn add(connection: &Connection, keys: &mut EventKeys, event_id: &str) -> i64 {
+        connection
+            .execute(
+                "INSERT INTO event_keys (event_id, applied_at) VALUES (?1, 7)",
+                params![event_id],
+            )
+            .unwrap();
+        let row = connection.last_insert_rowid();
+        keys.record(event_id, row);
+        row
+    }
+
+    #[test]
+    fn ids_added_are_found_and_others_are_not() {
+        let connection = table();
+        let mut keys = EventKeys::default();
+        keys.catch_up(&connection).unwrap();
+        let rows: Vec<i64> = (0..5_000)
+            .map(|number| add(&connection, &mut keys, &format!("evt_{number}")))
+            .collect();
+        for (number, row) in rows.iter().enumerate() {
+            let found = keys
+                .locate(&connection, &format!("evt_{number}"))
+                .unwrap()
+                .expect("a known id is found");
+            assert_eq!(found.id, *row);
+            assert_eq!(found.applied_at, Some(7));
+            assert_eq!(found.event_row, None);
+        }
+        assert_eq!(keys.locate(&connection, "evt_5000").unwrap(), None);
+    }
+
+    #[test]
+    fn rows_appended_by_another_connection_are_read_at_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        let mine = Connection::open(&path).unwrap();
+        mine.execute_batch(
+            "CREATE TABLE event_keys (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, \
+             event_row INTEGER, applied_at INTEGER, text_digest INTEGER);",
+        )
+        .unwrap();
+        let mut keys = EventKeys::default();
+        keys.catch_up(&mine).unwrap();
+        add(&mine, &mut keys, "evt_mine");
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute("INSERT INTO event_keys (event_id) VALUES ('evt_other')", [])
+            .unwrap();
+        assert_eq!(keys.locate(&mine, "evt_other").unwrap(), None);
+        keys.catch_up(&mine).unwrap();
+        assert_eq!(keys.locate(&mine, "evt_other").unwrap().unwrap().id, 2);
+        assert_eq!(keys.locate(&mine, "evt_mine").unwrap().unwrap().id, 1);
+        assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_forgets_its_ids_and_keeps_the_committed_ones() {
+        let connection = table();
+        let mut keys = EventKeys::default();
+        keys.catch_up(&connection).unwrap();
+        add(&connection, &mut keys, "evt_kept");
+        keys.commit();
+        connection.execute_batch("BEGIN").unwrap();
+        // Enough ids to grow the slot table inside the transaction.
+        for number in 0..3_000 {
+            add(&connection, &mut keys, &format!("evt_gone_{number}"));
+        }
+        connection.execute_batch("ROLLBACK").unwrap();
+        keys.roll_back();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys.locate(&connection, "evt_gone_0").unwrap(), None);
+        assert_eq!(keys.locate(&connection, "evt_kept").unwrap().unwrap().id, 1);
+        // The row id of a forgotten id goes to the next one, which is then found.
+        let row = add(&connection, &mut keys, "evt_next");
+        assert_eq!(row, 2);
+        assert_eq!(keys.locate(&connection, "evt_next").unwrap().unwrap().id, 2);
+    }
+
+    #[test]
+    fn ids_whose_digests_collide_are_told_apart_by_their_text() {
+        let connection = table();
+        let mut keys = EventKeys::default();
+        add(&connection, &mut keys, "evt_a");
+        // A row whose recorded digest is that of another id: what a collision looks like.
+        connection
+            .execute("INSERT INTO event_keys (event_id) VALUES ('evt_b')", [])
+            .unwrap();
+        keys.entries.push(Entry {
+            digest: digest("evt_a"),
+            row: connection.last_insert_rowid(),
+        });
+        keys.rebuild();
+        assert_eq!(keys.locate(&connection, "evt_a").unwrap().unwrap().id, 1);
+        assert_eq!(keys.locate(&connection, "evt_b").unwrap(), None);
+        assert_eq!(keys.candidates(digest("evt_a")).count(), 2);
+    }
+
+    #[test]
+    fn digests_are_stable() {
+        assert_eq!(digest(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(digest("login"), digest("login"));
+        assert_ne!(digest("login"), digest("logout"));
+    }
+}
