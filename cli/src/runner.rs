@@ -131,8 +131,10 @@ pub async fn run_and_report(
         |finished| report.add(&finished),
     )
     .await;
+    let settled = backend.settle();
     let elapsed = started.elapsed();
     progress.finish_and_clear();
+    settled.map_err(|error| error.to_string())?;
     report.print(&backend.places(), elapsed);
     if report.failed.is_empty() {
         Ok(())

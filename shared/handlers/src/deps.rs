@@ -232,6 +232,15 @@ impl Backend {
         }
     }
 
+    /// Finishes the work the backend deferred, so that a run's time includes it: the
+    /// embedded tables fold their pending aggregate deltas; AWS writes are never deferred.
+    pub fn settle(&self) -> Result<(), StorageError> {
+        match self {
+            Backend::Local(local) => local.database.fold_pending(),
+            Backend::Aws(_) => Ok(()),
+        }
+    }
+
     /// Where each output goes.
     pub fn places(&self) -> OutputPlaces {
         match self {

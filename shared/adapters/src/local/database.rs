@@ -80,6 +80,19 @@ CREATE TABLE IF NOT EXISTS event_keys (
     applied_at INTEGER,
     text_digest INTEGER
 );
+CREATE TABLE IF NOT EXISTS pending_counters (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    amount_sum REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_members (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    user_id TEXT NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
@@ -128,6 +141,45 @@ DROP TABLE applied_events;
 DROP TABLE search_documents;
 ";
 
+/// Folds the pending aggregate deltas into `aggregates` and `window_members`, in key order:
+/// the memberships new to their window (absent from `window_members`, counted once however
+/// often they are pending) are inserted and each adds one distinct user; the counters are
+/// summed per window and added.
+const FOLD_PENDING: &str = "
+CREATE TEMP TABLE IF NOT EXISTS fresh_members (
+    scope TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (scope, window_start, user_id)
+) WITHOUT ROWID;
+DELETE FROM fresh_members;
+INSERT OR IGNORE INTO fresh_members (scope, window_start, user_id)
+    SELECT scope, window_start, user_id FROM pending_members p
+    WHERE NOT EXISTS (SELECT 1 FROM window_members m WHERE m.scope = p.scope
+        AND m.window_start = p.window_start AND m.user_id = p.user_id);
+INSERT INTO window_members (scope, window_start, user_id)
+    SELECT scope, window_start, user_id FROM fresh_members;
+INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
+    SELECT scope, window_start, SUM(event_count), SUM(amount_sum), 0 FROM pending_counters
+    WHERE true GROUP BY scope, window_start
+    ON CONFLICT (scope, window_start) DO UPDATE SET
+        event_count = event_count + excluded.event_count,
+        amount_sum = amount_sum + excluded.amount_sum;
+INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
+    SELECT scope, window_start, 0, 0, COUNT(*) FROM fresh_members
+    WHERE true GROUP BY scope, window_start
+    ON CONFLICT (scope, window_start) DO UPDATE SET
+        distinct_users = distinct_users + excluded.distinct_users;
+DELETE FROM fresh_members;
+DELETE FROM pending_counters;
+DELETE FROM pending_members;
+";
+
+/// Pending memberships past which a write that adds deltas folds them (about half as many
+/// events): the fold writes each page of the aggregate tables once, however many deltas
+/// touched it.
+const FOLD_AFTER_MEMBERS: i64 = 200_000;
+
 /// Connection settings: 16 MiB of page cache, and WAL, which lets readers run beside the
 /// writer. A connection that commits checkpoints every 64 MiB of log rather than SQLite's
 /// 4 MiB, because each checkpoint copies and syncs every page written since the last, and
@@ -152,6 +204,8 @@ pub struct Database {
     reader: Mutex<Connection>,
     /// How long an applied batch id or event id blocks the same id, in milliseconds.
     idempotency_window_millis: AtomicI64,
+    /// [`FOLD_AFTER_MEMBERS`], lower in tests.
+    fold_after_members: AtomicI64,
     writes: Option<mpsc::Sender<Box<dyn Write>>>,
     writer: Option<std::thread::JoinHandle<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
@@ -412,6 +466,21 @@ fn run_writer(
             write.finish(failure.as_ref());
         }
     }
+    // What is pending is folded before the file is left to other processes and later runs;
+    // a fold that fails (the file is busy) leaves it pending for the next reader or writer.
+    let _ = fold_in_transaction(&connection);
+}
+
+/// Folds the pending aggregate deltas in a transaction of its own.
+fn fold_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let folded = connection
+        .execute_batch(FOLD_PENDING)
+        .and_then(|()| connection.execute_batch("COMMIT"));
+    if folded.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    folded
 }
 
 /// Ends a transaction that failed, and forgets the event ids it added. It may already be
@@ -472,6 +541,7 @@ impl Database {
             idempotency_window_millis: AtomicI64::new(
                 DEFAULT_IDEMPOTENCY_WINDOW_SECONDS as i64 * 1000,
             ),
+            fold_after_members: AtomicI64::new(FOLD_AFTER_MEMBERS),
             writes: Some(sender),
             writer: Some(writer),
             checkpointer: Some(checkpointer),
@@ -591,8 +661,20 @@ impl Database {
         })
     }
 
+    /// Folds the pending aggregate deltas of every process into the aggregate tables, in a
+    /// write transaction of the reading connection, so that what is read next includes them.
+    pub fn fold_pending(&self) -> Result<(), StorageError> {
+        let operation = "fold pending aggregate deltas";
+        let connection = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        fold_in_transaction(&connection).map_err(|error| classify(operation, &error))
+    }
+
     /// How many rows the main tables hold, cheaply, for summaries.
     pub fn counts(&self) -> Result<TableCounts, StorageError> {
+        self.fold_pending()?;
         self.read("count rows", |tx| {
             let count = |table: &str| count_rows(tx, table);
             Ok(TableCounts {
@@ -606,6 +688,7 @@ impl Database {
 
     /// The logical content of every table.
     pub fn snapshot(&self) -> Result<TableSnapshot, StorageError> {
+        self.fold_pending()?;
         self.read("snapshot", |tx| {
             let mut events = BTreeMap::new();
             let mut statement = tx.prepare("SELECT event_id, body FROM events")?;
@@ -809,11 +892,15 @@ fn claim_event(
 impl AggregateTable for Database {
     /// One write: the batch id is claimed first; if it was applied within the idempotency
     /// window nothing else happens. Then each event id is claimed, and events applied within
-    /// the window (redelivered in another batch) are left out of the sums. Counters are
-    /// added; a membership new to its window adds one distinct user.
+    /// the window (redelivered in another batch) are left out of the sums. The counters and
+    /// memberships are appended to the pending tables, and folded into the aggregates once
+    /// enough are pending ([`FOLD_PENDING`]): keyed by scope and window, the aggregate rows
+    /// of a batch's users are spread over the whole table, and adding them one batch at a
+    /// time wrote about one page per event to the log.
     async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
         let applied_at = now_millis();
         let expired_before = applied_at - self.idempotency_window_millis.load(Ordering::Relaxed);
+        let fold_after = self.fold_after_members.load(Ordering::Relaxed);
         self.write("apply aggregate deltas", move |connection, keys| {
             if !claim_batch(connection, &deltas.batch_id, applied_at, expired_before)? {
                 return Ok(ApplyOutcome::AlreadyApplied);
@@ -833,26 +920,28 @@ impl AggregateTable for Database {
                 &fresh
             };
             let mut add = connection.prepare_cached(
-                "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
-                 VALUES (?1, ?2, ?3, ?4, 0) \
-                 ON CONFLICT (scope, window_start) DO UPDATE SET \
-                 event_count = event_count + excluded.event_count, amount_sum = amount_sum + excluded.amount_sum",
+                "INSERT INTO pending_counters (scope, window_start, event_count, amount_sum) \
+                 VALUES (?1, ?2, ?3, ?4)",
             )?;
             for counter in &deltas.counters {
-                add.execute(params![counter.scope, counter.window_start, counter.count as i64, counter.amount_sum])?;
+                add.execute(params![
+                    counter.scope,
+                    counter.window_start,
+                    counter.count as i64,
+                    counter.amount_sum
+                ])?;
             }
             let mut member = connection.prepare_cached(
-                "INSERT OR IGNORE INTO window_members (scope, window_start, user_id) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut distinct = connection.prepare_cached(
-                "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
-                 VALUES (?1, ?2, 0, 0, 1) \
-                 ON CONFLICT (scope, window_start) DO UPDATE SET distinct_users = distinct_users + 1",
+                "INSERT INTO pending_members (scope, window_start, user_id) VALUES (?1, ?2, ?3)",
             )?;
             for entry in &deltas.members {
-                if member.execute(params![entry.scope, entry.window_start, entry.user_id])? == 1 {
-                    distinct.execute(params![entry.scope, entry.window_start])?;
-                }
+                member.execute(params![entry.scope, entry.window_start, entry.user_id])?;
+            }
+            let pending: i64 = connection
+                .prepare_cached("SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM pending_members")?
+                .query_row([], |row| row.get(0))?;
+            if pending >= fold_after {
+                connection.execute_batch(FOLD_PENDING)?;
             }
             Ok(ApplyOutcome::Applied)
         })
@@ -1339,6 +1428,93 @@ mod tests {
         assert_eq!(applied_second.unwrap(), ApplyOutcome::Applied);
         assert_eq!(total_count(&database), 3);
         assert_eq!(database.snapshot().unwrap().applied_events, 3);
+    }
+
+    #[tokio::test]
+    async fn pending_deltas_fold_into_distinct_users_counted_once_and_a_closed_file_holds_none() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        let window = |database: &Database| {
+            let snapshot = database.snapshot().unwrap();
+            let all = snapshot
+                .aggregates
+                .iter()
+                .find(|row| row.scope == "all")
+                .cloned()
+                .unwrap();
+            (all.count, all.distinct_users, snapshot.window_members)
+        };
+        database
+            .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]))
+            .await
+            .unwrap();
+        assert_eq!(window(&database), (1, 1, 2));
+        // u1 again, after its membership was folded, and u2 twice while both are pending.
+        for (batch, events) in [
+            ("bat_2", vec![user_event("e2", "u1", 61_000)]),
+            ("bat_3", vec![user_event("e3", "u2", 62_000)]),
+            ("bat_4", vec![user_event("e4", "u2", 63_000)]),
+        ] {
+            database
+                .apply_once(aggregate(batch, &events))
+                .await
+                .unwrap();
+        }
+        assert_eq!(window(&database), (4, 2, 4));
+        database
+            .apply_once(aggregate("bat_5", &[user_event("e5", "u3", 64_000)]))
+            .await
+            .unwrap();
+        drop(database);
+        let connection = Connection::open(dir.path().join("pipeline.db")).unwrap();
+        let pending: i64 = connection
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM pending_counters) + (SELECT COUNT(*) FROM pending_members)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(pending, 0);
+        let (count, distinct): (i64, i64) = connection
+            .query_row(
+                "SELECT event_count, distinct_users FROM aggregates WHERE scope = 'all'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((count, distinct), (5, 3));
+    }
+
+    #[tokio::test]
+    async fn the_writer_folds_once_enough_memberships_are_pending() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let database = open(&dir);
+        database.fold_after_members.store(3, Ordering::Relaxed);
+        let file = Connection::open(dir.path().join("pipeline.db")).unwrap();
+        let pending = || -> i64 {
+            file.query_row("SELECT COUNT(*) FROM pending_members", [], |row| row.get(0))
+                .unwrap()
+        };
+        database
+            .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]))
+            .await
+            .unwrap();
+        assert_eq!(pending(), 2);
+        database
+            .apply_once(aggregate("bat_2", &[user_event("e2", "u2", 60_000)]))
+            .await
+            .unwrap();
+        assert_eq!(pending(), 0);
+        let distinct: i64 = file
+            .query_row(
+                "SELECT distinct_users FROM aggregates WHERE scope = 'all'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(distinct, 2);
     }
 
     #[tokio::test]
