@@ -29,7 +29,8 @@ use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 /// a message rather than misread.
 const SCHEMA_VERSION: i64 = 4;
 
-/// Versions whose files are brought up to date by [`MIGRATE_TO_4`]: version 3 added
+/// Versions whose files are brought up to date by [`MIGRATE_BEFORE_SCHEMA`] and
+/// [`MIGRATE_AFTER_SCHEMA`]: version 3 added
 /// `applied_events`, and version 4 moved it, the search documents and the event-id index of
 /// `events` into `event_keys`.
 const MIGRATABLE_VERSIONS: [i64; 2] = [2, 3];
@@ -96,47 +97,34 @@ CREATE TABLE IF NOT EXISTS pending_members (
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
-/// Brings a file of version 2 or 3 to version 4, in the transaction that then runs
-/// [`SCHEMA`]. One `event_keys` row per event id known to `search_documents`,
-/// `applied_events` or `events`; a search document keeps its id, which is the rowid of its
-/// words in `search_index`. `events` is copied without its unique index on event ids.
-const MIGRATE_TO_4: &str = "
+/// Brings a file of version 2 or 3 to version 4, in the transaction that runs [`SCHEMA`]
+/// between the two halves: the old events table is set aside (with its unique index on
+/// event ids, which the copy uses), the current tables are created, and then one
+/// `event_keys` row is made per event id known to `search_documents`, `applied_events` or
+/// the events; a search document keeps its id, which is the rowid of its words in
+/// `search_index`.
+const MIGRATE_BEFORE_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS applied_events (
     event_id TEXT PRIMARY KEY,
     applied_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE event_keys (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    event_row INTEGER,
-    applied_at INTEGER,
-    text_digest INTEGER
-);
+ALTER TABLE events RENAME TO events_3;
+";
+
+/// The second half of the migration, after [`SCHEMA`].
+const MIGRATE_AFTER_SCHEMA: &str = "
 INSERT INTO event_keys (id, event_id, text_digest)
     SELECT id, event_id, text_digest FROM search_documents ORDER BY id;
 INSERT INTO event_keys (event_id)
     SELECT event_id FROM applied_events
-    UNION SELECT event_id FROM events
+    UNION SELECT event_id FROM events_3
     EXCEPT SELECT event_id FROM search_documents;
 UPDATE event_keys SET
     applied_at = (SELECT applied_at FROM applied_events a WHERE a.event_id = event_keys.event_id),
-    event_row = (SELECT id FROM events e WHERE e.event_id = event_keys.event_id);
-CREATE TABLE events_4 (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    timestamp_ms REAL NOT NULL,
-    dt TEXT NOT NULL,
-    hour TEXT NOT NULL,
-    risk_score REAL,
-    risk_label TEXT,
-    body TEXT NOT NULL
-);
-INSERT INTO events_4 SELECT id, event_id, user_id, event_type, timestamp_ms, dt, hour,
-    risk_score, risk_label, body FROM events;
-DROP TABLE events;
-ALTER TABLE events_4 RENAME TO events;
+    event_row = (SELECT id FROM events_3 e WHERE e.event_id = event_keys.event_id);
+INSERT INTO events SELECT id, event_id, user_id, event_type, timestamp_ms, dt, hour,
+    risk_score, risk_label, body FROM events_3;
+DROP TABLE events_3;
 DROP TABLE applied_events;
 DROP TABLE search_documents;
 ";
@@ -318,18 +306,18 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
         if found == SCHEMA_VERSION {
             return Ok(Ok(()));
         }
-        let migration = if MIGRATABLE_VERSIONS.contains(&found) {
-            MIGRATE_TO_4
+        let (before, after) = if MIGRATABLE_VERSIONS.contains(&found) {
+            (MIGRATE_BEFORE_SCHEMA, MIGRATE_AFTER_SCHEMA)
         } else {
             let tables: i64 =
                 connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))?;
             if tables > 0 {
                 return Ok(Err(found));
             }
-            ""
+            ("", "")
         };
         connection.execute_batch(&format!(
-            "{migration} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{before} {SCHEMA} {after} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
         Ok(Ok(()))
     })();
