@@ -776,14 +776,12 @@ impl EventTable for Database {
             .map(EventRow::of)
             .collect::<Result<Vec<_>, _>>()?;
         self.write("put events", move |connection, keys| {
-            let mut insert = connection.prepare_cached(
-                "INSERT INTO events \
-                 (event_id, user_id, event_type, timestamp_ms, dt, hour, risk_score, risk_label, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut replace = connection.prepare_cached(
-                "UPDATE events SET user_id = ?2, event_type = ?3, timestamp_ms = ?4, dt = ?5, \
-                 hour = ?6, risk_score = ?7, risk_label = ?8, body = ?9 WHERE id = ?1",
+            // With the row of an event already stored, this replaces it in place; without
+            // (a null id), it appends a row.
+            let mut put = connection.prepare_cached(
+                "INSERT OR REPLACE INTO events \
+                 (id, event_id, user_id, event_type, timestamp_ms, dt, hour, risk_score, risk_label, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut add_key = connection
                 .prepare_cached("INSERT INTO event_keys (event_id, event_row) VALUES (?1, ?2)")?;
@@ -791,21 +789,9 @@ impl EventTable for Database {
                 connection.prepare_cached("UPDATE event_keys SET event_row = ?2 WHERE id = ?1")?;
             for row in &rows {
                 let known = keys.locate(connection, &row.event_id)?;
-                if let Some(event_row) = known.and_then(|key| key.event_row) {
-                    replace.execute(params![
-                        event_row,
-                        row.user_id,
-                        row.event_type,
-                        row.timestamp_millis,
-                        row.dt,
-                        row.hour,
-                        row.risk_score,
-                        row.risk_label,
-                        row.body,
-                    ])?;
-                    continue;
-                }
-                insert.execute(params![
+                let stored = known.and_then(|key| key.event_row);
+                put.execute(params![
+                    stored,
                     row.event_id,
                     row.user_id,
                     row.event_type,
@@ -816,6 +802,9 @@ impl EventTable for Database {
                     row.risk_label,
                     row.body,
                 ])?;
+                if stored.is_some() {
+                    continue;
+                }
                 let event_row = connection.last_insert_rowid();
                 match known {
                     Some(key) => {
