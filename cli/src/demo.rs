@@ -39,7 +39,7 @@ pub struct DemoArgs {
     /// Seed of the generator: the same seed gives the same events.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Executions run at once (default: the number of cores).
+    /// Executions run at once (default: two per core).
     #[arg(long)]
     concurrency: Option<usize>,
 }
@@ -122,9 +122,10 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
     .await
 }
 
-/// One execution per core keeps both busy.
+/// Two executions per core: while one waits for the storage writer's commit, the other
+/// runs its stages, so the cores are not left idle during the wait.
 pub fn default_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
+    2 * std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Profiles for most synthetic users, so enrichment finds some and misses others.
