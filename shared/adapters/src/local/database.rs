@@ -129,39 +129,51 @@ DROP TABLE applied_events;
 DROP TABLE search_documents;
 ";
 
-/// Folds the pending aggregate deltas into `aggregates` and `window_members`, in key order:
-/// the memberships new to their window (absent from `window_members`, counted once however
-/// often they are pending) are inserted and each adds one distinct user; the counters are
-/// summed per window and added.
-const FOLD_PENDING: &str = "
-CREATE TEMP TABLE IF NOT EXISTS fresh_members (
-    scope TEXT NOT NULL,
-    window_start INTEGER NOT NULL,
-    user_id TEXT NOT NULL,
-    PRIMARY KEY (scope, window_start, user_id)
-) WITHOUT ROWID;
-DELETE FROM fresh_members;
-INSERT OR IGNORE INTO fresh_members (scope, window_start, user_id)
-    SELECT scope, window_start, user_id FROM pending_members p
-    WHERE NOT EXISTS (SELECT 1 FROM window_members m WHERE m.scope = p.scope
-        AND m.window_start = p.window_start AND m.user_id = p.user_id);
-INSERT INTO window_members (scope, window_start, user_id)
-    SELECT scope, window_start, user_id FROM fresh_members;
+/// Folding, first step: the pending memberships go into `window_members` in key order, and
+/// those that were not there yet are returned (each once, however often it is pending). One
+/// b-tree descent per membership finds both whether it is new and where it goes.
+const FOLD_MEMBERS: &str = "INSERT OR IGNORE INTO window_members (scope, window_start, user_id) \
+     SELECT scope, window_start, user_id FROM pending_members \
+     ORDER BY scope, window_start, user_id RETURNING scope, window_start";
+
+/// Second step: the counters are summed per window and added, in key order.
+const FOLD_COUNTERS: &str = "
 INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
     SELECT scope, window_start, SUM(event_count), SUM(amount_sum), 0 FROM pending_counters
     WHERE true GROUP BY scope, window_start
     ON CONFLICT (scope, window_start) DO UPDATE SET
         event_count = event_count + excluded.event_count,
         amount_sum = amount_sum + excluded.amount_sum;
-INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
-    SELECT scope, window_start, 0, 0, COUNT(*) FROM fresh_members
-    WHERE true GROUP BY scope, window_start
-    ON CONFLICT (scope, window_start) DO UPDATE SET
-        distinct_users = distinct_users + excluded.distinct_users;
-DELETE FROM fresh_members;
-DELETE FROM pending_counters;
-DELETE FROM pending_members;
 ";
+
+/// Third step, once per window with new memberships: they add as many distinct users.
+const FOLD_DISTINCT_USERS: &str = "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
+     VALUES (?1, ?2, 0, 0, ?3) \
+     ON CONFLICT (scope, window_start) DO UPDATE SET \
+     distinct_users = distinct_users + excluded.distinct_users";
+
+/// Last step: nothing is pending any more.
+const FOLD_CLEAR: &str = "DELETE FROM pending_counters; DELETE FROM pending_members;";
+
+/// Folds the pending aggregate deltas into `aggregates` and `window_members`, inside the
+/// caller's write transaction: a membership new to its window adds one distinct user
+/// however often it is pending, and the counters are summed per window.
+fn fold_deltas(connection: &Connection) -> rusqlite::Result<()> {
+    let mut fresh: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    {
+        let mut members = connection.prepare_cached(FOLD_MEMBERS)?;
+        let mut rows = members.query([])?;
+        while let Some(row) = rows.next()? {
+            *fresh.entry((row.get(0)?, row.get(1)?)).or_default() += 1;
+        }
+    }
+    connection.execute_batch(FOLD_COUNTERS)?;
+    let mut distinct = connection.prepare_cached(FOLD_DISTINCT_USERS)?;
+    for ((scope, window_start), users) in &fresh {
+        distinct.execute(params![scope, window_start, users])?;
+    }
+    connection.execute_batch(FOLD_CLEAR)
+}
 
 /// How many memberships are pending, from the ends of the row-id b-tree. Two subqueries,
 /// because SQLite answers a lone MIN or MAX from one end but scans the whole table for both
@@ -468,9 +480,7 @@ fn run_writer(
 /// Folds the pending aggregate deltas in a transaction of its own.
 fn fold_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
-    let folded = connection
-        .execute_batch(FOLD_PENDING)
-        .and_then(|()| connection.execute_batch("COMMIT"));
+    let folded = fold_deltas(connection).and_then(|()| connection.execute_batch("COMMIT"));
     if folded.is_err() {
         let _ = connection.execute_batch("ROLLBACK");
     }
@@ -877,7 +887,7 @@ impl AggregateTable for Database {
     /// window nothing else happens. Then each event id is claimed, and events applied within
     /// the window (redelivered in another batch) are left out of the sums. The counters and
     /// memberships are appended to the pending tables, and folded into the aggregates once
-    /// enough are pending ([`FOLD_PENDING`]): keyed by scope and window, the aggregate rows
+    /// enough are pending ([`fold_deltas`]): keyed by scope and window, the aggregate rows
     /// of a batch's users are spread over the whole table, and adding them one batch at a
     /// time wrote about one page per event to the log.
     async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
@@ -924,7 +934,7 @@ impl AggregateTable for Database {
                 .prepare_cached(PENDING_MEMBERS)?
                 .query_row([], |row| row.get(0))?;
             if pending >= fold_after {
-                connection.execute_batch(FOLD_PENDING)?;
+                fold_deltas(connection)?;
             }
             Ok(ApplyOutcome::Applied)
         })
