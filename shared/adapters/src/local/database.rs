@@ -147,8 +147,8 @@ INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_u
 ";
 
 /// Third step, once per window with new memberships: they add as many distinct users.
-const FOLD_DISTINCT_USERS: &str = "INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users) \
-     VALUES (?1, ?2, 0, 0, ?3) \
+const FOLD_DISTINCT_USERS: &str = "INSERT INTO aggregates \
+     (scope, window_start, event_count, amount_sum, distinct_users) VALUES (?1, ?2, 0, 0, ?3) \
      ON CONFLICT (scope, window_start) DO UPDATE SET \
      distinct_users = distinct_users + excluded.distinct_users";
 
