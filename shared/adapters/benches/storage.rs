@@ -12,6 +12,8 @@
 //! - `store_batch_without_files`: the same with a lake and a notifier that drop what they
 //!   get, so what is left is the database (and the stage's own work of joining the scores
 //!   and building the search documents); the difference is the lake's files.
+//! - `encode_parquet`: only the encoding of a batch's lake objects (one Parquet file per
+//!   partition, about 80 events each), in memory.
 //! - `fold_pending`: folding the aggregate deltas of 20,000 events (about 40,000 pending
 //!   window memberships) into aggregate tables that hold as many, which `store` does once
 //!   200,000 memberships are pending and `pipeline run` and `demo` do before they stop
@@ -19,6 +21,8 @@
 //!
 //! criterion's "elements/s" is events per second.
 
+use std::collections::BTreeMap;
+use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +31,7 @@ use async_trait::async_trait;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pipeline_adapters::local::{Database, FolderObjects, LocalBackend};
 use pipeline_adapters::model::OnnxRiskModel;
+use pipeline_adapters::parquet::encode_events;
 use pipeline_domain::StorageError;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::ports::{AggregateTable, DataLake, Notifier};
@@ -170,6 +175,32 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("store_batch_without_files", |bench| {
         bench.iter_custom(|iterations| time_stores(&runtime, &batches, &without_files, iterations))
+    });
+
+    group.bench_function("encode_parquet", |bench| {
+        bench.iter_custom(|iterations| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iterations {
+                let input = batches.next();
+                let mut partitions: BTreeMap<_, Vec<StoredEvent>> = BTreeMap::new();
+                // `score_batch` scores the events in their order.
+                for (enriched, score) in input.events.into_iter().zip(input.scores) {
+                    partitions
+                        .entry(enriched.partition.clone())
+                        .or_default()
+                        .push(StoredEvent {
+                            enriched,
+                            risk: Some(score),
+                        });
+                }
+                let start = Instant::now();
+                for rows in partitions.values() {
+                    black_box(encode_events(rows).expect("the rows encode"));
+                }
+                spent += start.elapsed();
+            }
+            spent
+        })
     });
 
     // Each iteration folds into a database of its own that already holds as many folded
