@@ -124,6 +124,24 @@ impl Notifier for Discard {
     }
 }
 
+/// Runs `iterations` times: `prepare` off the clock, then `run` on what it made, timed; what
+/// `run` returns is dropped off the clock too.
+fn time_each<T, R>(
+    iterations: u64,
+    mut prepare: impl FnMut() -> T,
+    mut run: impl FnMut(T) -> R,
+) -> Duration {
+    let mut spent = Duration::ZERO;
+    for _ in 0..iterations {
+        let prepared = prepare();
+        let start = Instant::now();
+        let ran = run(prepared);
+        spent += start.elapsed();
+        drop(ran);
+    }
+    spent
+}
+
 /// Stores a new batch per iteration; only the store is timed.
 fn time_stores(
     runtime: &tokio::runtime::Runtime,
@@ -131,16 +149,15 @@ fn time_stores(
     ports: &StorePorts<'_>,
     iterations: u64,
 ) -> Duration {
-    let mut spent = Duration::ZERO;
-    for _ in 0..iterations {
-        let input = batches.next();
-        let start = Instant::now();
-        runtime
-            .block_on(store_batch(input, ports, NOW_MILLIS))
-            .expect("the batch is stored");
-        spent += start.elapsed();
-    }
-    spent
+    time_each(
+        iterations,
+        || batches.next(),
+        |input| {
+            runtime
+                .block_on(store_batch(input, ports, NOW_MILLIS))
+                .expect("the batch is stored");
+        },
+    )
 }
 
 fn benches(c: &mut Criterion) {
@@ -179,27 +196,30 @@ fn benches(c: &mut Criterion) {
 
     group.bench_function("encode_parquet", |bench| {
         bench.iter_custom(|iterations| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iterations {
-                let input = batches.next();
-                let mut partitions: BTreeMap<_, Vec<StoredEvent>> = BTreeMap::new();
-                // `score_batch` scores the events in their order.
-                for (enriched, score) in input.events.into_iter().zip(input.scores) {
+            time_each(
+                iterations,
+                || {
+                    let input = batches.next();
+                    let mut partitions: BTreeMap<_, Vec<StoredEvent>> = BTreeMap::new();
+                    // `score_batch` scores the events in their order.
+                    for (enriched, score) in input.events.into_iter().zip(input.scores) {
+                        partitions
+                            .entry(enriched.partition.clone())
+                            .or_default()
+                            .push(StoredEvent {
+                                enriched,
+                                risk: Some(score),
+                            });
+                    }
                     partitions
-                        .entry(enriched.partition.clone())
-                        .or_default()
-                        .push(StoredEvent {
-                            enriched,
-                            risk: Some(score),
-                        });
-                }
-                let start = Instant::now();
-                for rows in partitions.values() {
-                    black_box(encode_events(rows).expect("the rows encode"));
-                }
-                spent += start.elapsed();
-            }
-            spent
+                },
+                |partitions| {
+                    for rows in partitions.values() {
+                        black_box(encode_events(rows).expect("the rows encode"));
+                    }
+                    partitions
+                },
+            )
         })
     });
 
@@ -210,27 +230,31 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements((FOLDED_BATCHES * BATCH) as u64));
     group.bench_function("fold_pending", |bench| {
         bench.iter_custom(|iterations| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iterations {
-                let dir = tempfile::tempdir().expect("a temporary directory");
-                let database =
-                    Database::open(&dir.path().join("pipeline.db")).expect("the database opens");
-                let pend = || {
-                    for _ in 0..FOLDED_BATCHES {
-                        let deltas = batches.next().aggregates.expect("deltas");
-                        runtime
-                            .block_on(database.apply_once(deltas))
-                            .expect("the deltas are pending");
-                    }
-                };
-                pend();
-                database.fold_pending().expect("the first deltas fold");
-                pend();
-                let start = Instant::now();
-                database.fold_pending().expect("the deltas fold");
-                spent += start.elapsed();
-            }
-            spent
+            time_each(
+                iterations,
+                || {
+                    let dir = tempfile::tempdir().expect("a temporary directory");
+                    let database = Database::open(&dir.path().join("pipeline.db"))
+                        .expect("the database opens");
+                    let pend = || {
+                        for _ in 0..FOLDED_BATCHES {
+                            let deltas = batches.next().aggregates.expect("deltas");
+                            runtime
+                                .block_on(database.apply_once(deltas))
+                                .expect("the deltas are pending");
+                        }
+                    };
+                    pend();
+                    database.fold_pending().expect("the first deltas fold");
+                    pend();
+                    // Dropped in this order: the database is closed before its directory goes.
+                    (database, dir)
+                },
+                |(database, dir)| {
+                    database.fold_pending().expect("the deltas fold");
+                    (database, dir)
+                },
+            )
         })
     });
     group.finish();
