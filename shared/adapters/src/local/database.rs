@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::checkpoint::run_checkpointer;
-use super::keys::{EventKeys, digest};
+use super::keys::{EventKeys, KeyFields, KeyRow, digest};
 use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
@@ -506,6 +506,7 @@ fn apply_group(
     for write in group.iter_mut() {
         write.apply(connection, keys)?;
     }
+    keys.flush(connection)?;
     connection.execute_batch("COMMIT")?;
     keys.commit();
     Ok(())
@@ -799,10 +800,6 @@ impl EventTable for Database {
                  (id, event_id, user_id, event_type, timestamp_ms, dt, hour, risk_score, risk_label, body) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            let mut add_key = connection
-                .prepare_cached("INSERT INTO event_keys (event_id, event_row) VALUES (?1, ?2)")?;
-            let mut set_row =
-                connection.prepare_cached("UPDATE event_keys SET event_row = ?2 WHERE id = ?1")?;
             for row in &rows {
                 let known = keys.locate(connection, &row.event_id)?;
                 let stored = known.and_then(|key| key.event_row);
@@ -821,14 +818,17 @@ impl EventTable for Database {
                 if stored.is_some() {
                     continue;
                 }
-                let event_row = connection.last_insert_rowid();
+                let event_row = Some(connection.last_insert_rowid());
                 match known {
-                    Some(key) => {
-                        set_row.execute(params![key.id, event_row])?;
-                    }
+                    Some(key) => keys.change(&row.event_id, KeyRow { event_row, ..key }),
                     None => {
-                        add_key.execute(params![row.event_id, event_row])?;
-                        keys.record(&row.event_id, connection.last_insert_rowid());
+                        keys.add(
+                            &row.event_id,
+                            KeyFields {
+                                event_row,
+                                ..KeyFields::default()
+                            },
+                        );
                     }
                 }
             }
@@ -863,19 +863,21 @@ fn claim_event(
     now: i64,
     expired_before: i64,
 ) -> rusqlite::Result<bool> {
+    let applied_at = Some(now);
     match keys.locate(connection, event_id)? {
         Some(key) if key.applied_at.is_some_and(|at| at >= expired_before) => Ok(false),
         Some(key) => {
-            let mut statement =
-                connection.prepare_cached("UPDATE event_keys SET applied_at = ?2 WHERE id = ?1")?;
-            statement.execute(params![key.id, now])?;
+            keys.change(event_id, KeyRow { applied_at, ..key });
             Ok(true)
         }
         None => {
-            let mut statement = connection
-                .prepare_cached("INSERT INTO event_keys (event_id, applied_at) VALUES (?1, ?2)")?;
-            statement.execute(params![event_id, now])?;
-            keys.record(event_id, connection.last_insert_rowid());
+            keys.add(
+                event_id,
+                KeyFields {
+                    applied_at,
+                    ..KeyFields::default()
+                },
+            );
             Ok(true)
         }
     }
@@ -982,29 +984,30 @@ impl SearchIndex for Database {
             })
             .collect();
         self.write("index documents", move |connection, keys| {
-            let mut add = connection
-                .prepare_cached("INSERT INTO event_keys (event_id, text_digest) VALUES (?1, ?2)")?;
-            let mut change = connection
-                .prepare_cached("UPDATE event_keys SET text_digest = ?2 WHERE id = ?1")?;
             let mut unindex =
                 connection.prepare_cached("DELETE FROM search_index WHERE rowid = ?1")?;
             let mut index = connection
                 .prepare_cached("INSERT INTO search_index (rowid, text) VALUES (?1, ?2)")?;
             for (event_id, text, digest) in &documents {
+                let text_digest = Some(*digest);
                 let id = match keys.locate(connection, event_id)? {
-                    Some(key) if key.text_digest == Some(*digest) => continue,
+                    Some(key) if key.text_digest == text_digest => continue,
                     Some(key) => {
                         if key.text_digest.is_some() {
                             unindex.execute(params![key.id])?;
                         }
-                        change.execute(params![key.id, digest])?;
+                        keys.change(event_id, KeyRow { text_digest, ..key });
                         key.id
                     }
                     None => {
-                        add.execute(params![event_id, digest])?;
-                        let id = connection.last_insert_rowid();
-                        keys.record(event_id, id);
-                        id
+                        keys.add(
+                            event_id,
+                            KeyFields {
+                                text_digest,
+                                ..KeyFields::default()
+                            },
+                        )
+                        .id
                     }
                 };
                 index.execute(params![id, text])?;

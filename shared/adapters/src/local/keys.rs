@@ -13,8 +13,16 @@
 //! write lock, so no row can be added meanwhile. A transaction that rolls back forgets the
 //! rows it added ([`EventKeys::roll_back`]); SQLite may give their row ids to other ids.
 //!
+//! One transaction usually puts an event, claims its aggregates and indexes it: three
+//! changes to the same row. So the rows a transaction adds or changes are held here until
+//! it is about to commit ([`EventKeys::flush`]), then each is written once: a new id costs
+//! one insert, not an insert, two reads and two updates. The writer holds the write lock
+//! meanwhile, so the next row id is the one after the last known row.
+//!
 //! Memory: 16 bytes per id and 4 bytes per slot, with 1.3 to 4 slots per id: about 24 MiB
 //! for a million ids.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -37,6 +45,23 @@ pub(super) struct KeyRow {
     pub text_digest: Option<i64>,
 }
 
+/// What an `event_keys` row holds besides its ids, for a row about to be added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct KeyFields {
+    pub event_row: Option<i64>,
+    pub applied_at: Option<i64>,
+    pub text_digest: Option<i64>,
+}
+
+/// A row the open transaction added or changed, not yet written to the file.
+#[derive(Debug)]
+struct Unwritten {
+    event_id: String,
+    row: KeyRow,
+    /// True for a row that is not in the file at all (an insert, not an update).
+    added: bool,
+}
+
 /// Row ids of `event_keys` by event id, for the rows the file held at the last catch-up
 /// plus the rows this process added since.
 #[derive(Debug, Default)]
@@ -48,6 +73,8 @@ pub(super) struct EventKeys {
     slots: Vec<u32>,
     /// Entries known to be in the file; those after were added by the open transaction.
     committed: usize,
+    /// The rows the open transaction added or changed, by row id, until [`EventKeys::flush`].
+    unwritten: HashMap<i64, Unwritten>,
 }
 
 /// A 64-bit FNV-1a digest: stable across processes and versions, unlike the standard hasher.
@@ -133,24 +160,104 @@ impl EventKeys {
 
     /// The open transaction committed: its rows are in the file.
     pub fn commit(&mut self) {
+        debug_assert!(self.unwritten.is_empty(), "rows were committed unwritten");
         self.committed = self.entries.len();
     }
 
     /// The open transaction rolled back: its rows are gone, and so are their entries.
     pub fn roll_back(&mut self) {
+        self.unwritten.clear();
         if self.entries.len() > self.committed {
             self.entries.truncate(self.committed);
             self.rebuild();
         }
     }
 
-    /// The row of `event_id`, read from the file, or `None` when the id is new.
+    /// Adds a row for `event_id`, which [`EventKeys::locate`] did not find, and returns it.
+    /// It is written to the file by [`EventKeys::flush`].
+    pub fn add(&mut self, event_id: &str, fields: KeyFields) -> KeyRow {
+        let id = self.entries.last().map_or(1, |entry| entry.row + 1);
+        self.record(event_id, id);
+        let row = KeyRow {
+            id,
+            event_row: fields.event_row,
+            applied_at: fields.applied_at,
+            text_digest: fields.text_digest,
+        };
+        self.unwritten.insert(
+            id,
+            Unwritten {
+                event_id: event_id.to_owned(),
+                row,
+                added: true,
+            },
+        );
+        row
+    }
+
+    /// Replaces the fields of `event_id`'s row (found by [`EventKeys::locate`]) with those of
+    /// `row`. It is written to the file by [`EventKeys::flush`].
+    pub fn change(&mut self, event_id: &str, row: KeyRow) {
+        self.unwritten
+            .entry(row.id)
+            .and_modify(|unwritten| unwritten.row = row)
+            .or_insert_with(|| Unwritten {
+                event_id: event_id.to_owned(),
+                row,
+                added: false,
+            });
+    }
+
+    /// Writes the rows the open transaction added or changed, once each, in row-id order.
+    pub fn flush(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+        let mut rows: Vec<Unwritten> = self.unwritten.drain().map(|(_, row)| row).collect();
+        rows.sort_unstable_by_key(|unwritten| unwritten.row.id);
+        let mut insert = connection.prepare_cached(
+            "INSERT INTO event_keys (id, event_id, event_row, applied_at, text_digest) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut update = connection.prepare_cached(
+            "UPDATE event_keys SET event_row = ?2, applied_at = ?3, text_digest = ?4 WHERE id = ?1",
+        )?;
+        for Unwritten {
+            event_id,
+            row,
+            added,
+        } in rows
+        {
+            if added {
+                insert.execute(params![
+                    row.id,
+                    event_id,
+                    row.event_row,
+                    row.applied_at,
+                    row.text_digest
+                ])?;
+            } else {
+                update.execute(params![
+                    row.id,
+                    row.event_row,
+                    row.applied_at,
+                    row.text_digest
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The row of `event_id` (as the open transaction left it), or `None` when the id is new.
     pub fn locate(
         &self,
         connection: &Connection,
         event_id: &str,
     ) -> rusqlite::Result<Option<KeyRow>> {
         for id in self.candidates(digest(event_id)) {
+            if let Some(unwritten) = self.unwritten.get(&id) {
+                if unwritten.event_id == event_id {
+                    return Ok(Some(unwritten.row));
+                }
+                continue;
+            }
             let mut statement = connection.prepare_cached(
                 "SELECT event_id, event_row, applied_at, text_digest FROM event_keys WHERE id = ?1",
             )?;
@@ -290,6 +397,106 @@ mod tests {
         assert_eq!(keys.locate(&connection, "evt_a").unwrap().unwrap().id, 1);
         assert_eq!(keys.locate(&connection, "evt_b").unwrap(), None);
         assert_eq!(keys.candidates(digest("evt_a")).count(), 2);
+    }
+
+    fn stored(connection: &Connection, id: i64) -> (String, Option<i64>, Option<i64>, Option<i64>) {
+        connection
+            .query_row(
+                "SELECT event_id, event_row, applied_at, text_digest FROM event_keys WHERE id = ?1",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_added_and_changed_in_a_transaction_are_found_then_written_once_each() {
+        let connection = table();
+        let mut keys = EventKeys::default();
+        let old = add(&connection, &mut keys, "evt_old");
+        keys.commit();
+
+        connection.execute_batch("BEGIN").unwrap();
+        keys.catch_up(&connection).unwrap();
+        let fresh = keys.add(
+            "evt_new",
+            KeyFields {
+                event_row: Some(40),
+                ..KeyFields::default()
+            },
+        );
+        assert_eq!(
+            fresh.id,
+            old + 1,
+            "the next row id after the last known row"
+        );
+        let found = keys.locate(&connection, "evt_new").unwrap().unwrap();
+        assert_eq!(found, fresh, "an added row is found before it is written");
+        keys.change(
+            "evt_new",
+            KeyRow {
+                text_digest: Some(9),
+                ..found
+            },
+        );
+        let known = keys.locate(&connection, "evt_old").unwrap().unwrap();
+        keys.change(
+            "evt_old",
+            KeyRow {
+                event_row: Some(41),
+                ..known
+            },
+        );
+        assert_eq!(
+            keys.locate(&connection, "evt_old")
+                .unwrap()
+                .unwrap()
+                .event_row,
+            Some(41),
+            "a changed row is read as changed"
+        );
+        let in_file: i64 = connection
+            .query_row("SELECT COUNT(*) FROM event_keys", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(in_file, 1, "nothing is written before the flush");
+
+        keys.flush(&connection).unwrap();
+        connection.execute_batch("COMMIT").unwrap();
+        keys.commit();
+        assert_eq!(
+            stored(&connection, fresh.id),
+            ("evt_new".to_owned(), Some(40), None, Some(9))
+        );
+        assert_eq!(
+            stored(&connection, old),
+            ("evt_old".to_owned(), Some(41), Some(7), None)
+        );
+        assert_eq!(
+            keys.locate(&connection, "evt_new").unwrap(),
+            Some(KeyRow {
+                text_digest: Some(9),
+                ..fresh
+            })
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_forgets_its_unwritten_rows() {
+        let connection = table();
+        let mut keys = EventKeys::default();
+        connection.execute_batch("BEGIN").unwrap();
+        keys.catch_up(&connection).unwrap();
+        keys.add("evt_gone", KeyFields::default());
+        connection.execute_batch("ROLLBACK").unwrap();
+        keys.roll_back();
+        assert_eq!(keys.locate(&connection, "evt_gone").unwrap(), None);
+        connection.execute_batch("BEGIN").unwrap();
+        keys.flush(&connection).unwrap();
+        connection.execute_batch("COMMIT").unwrap();
+        let in_file: i64 = connection
+            .query_row("SELECT COUNT(*) FROM event_keys", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(in_file, 0);
     }
 
     #[test]
