@@ -3,8 +3,9 @@
 use pipeline_adapters::Config;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
-use pipeline_domain::synth::{SplitMix64, SynthConfig, generate};
+use pipeline_domain::synth::{Arrival, SplitMix64, SynthConfig, generate, wrap_as};
 use pipeline_handlers::deps::Backend;
+use serde_json::Value;
 
 use pipeline_handlers::carried::encoded_size;
 
@@ -57,12 +58,17 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         .await
         .map_err(|error| format!("ConfigError: {error}"))?;
     // Many users over six hours, so a batch holds about one event per user, as a real
-    // stream of sessions does (the risk model reads a user's burst within a batch).
+    // stream of sessions does (the risk model reads a user's burst within a batch). The
+    // events arrive in time order, a few seconds late at most, so each source event holds
+    // about a minute of them, as a stream's delivery or a periodic upload would.
     let synth = SynthConfig {
         seed: args.seed,
         invalid_ratio: args.invalid_ratio,
         users: 20_000,
         span_millis: 6 * 3_600_000,
+        arrival: Arrival::Stream {
+            jitter_millis: 5_000,
+        },
         ..SynthConfig::default()
     };
     backend
@@ -82,10 +88,17 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
             args.batch_size
         };
         let mut chunk = &events[position..(position + size).min(events.len())];
-        let mut event = source_event(kind, chunk, number, &config.objects_dir)?;
         // A source event is the execution's input, which Step Functions limits to 256 KiB:
         // halve the batch until it fits (S3 uploads stay whole; only their notification is
-        // the input).
+        // the input). The halvings a sample shows cannot fit are skipped without building
+        // the batch: that was most of the time spent before the run started.
+        while chunk.len() > 1
+            && estimated_size(kind, chunk, number)
+                .is_some_and(|bytes| bytes > EXECUTION_INPUT_LIMIT + EXECUTION_INPUT_LIMIT / 20)
+        {
+            chunk = &chunk[..chunk.len() / 2];
+        }
+        let mut event = source_event(kind, chunk, number, &config.objects_dir)?;
         while chunk.len() > 1 && encoded_size(&event) > EXECUTION_INPUT_LIMIT {
             chunk = &chunk[..chunk.len() / 2];
             event = source_event(kind, chunk, number, &config.objects_dir)?;
@@ -120,6 +133,26 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         "events",
     )
     .await
+}
+
+/// Events in each of the two samples [`estimated_size`] wraps.
+const SAMPLE_EVENTS: usize = 32;
+
+/// The size of `events` wrapped as one source event of `kind`, estimated from two samples
+/// of its first events (their difference is the size of an event, the rest is the
+/// envelope); `None` for a batch too small to sample, and for S3, whose source event is a
+/// notification of a fixed size. Within a few percent for synthetic events, whose sizes vary
+/// little.
+fn estimated_size(kind: SourceKind, events: &[Value], number: usize) -> Option<usize> {
+    if kind == SourceKind::S3 || events.len() <= 2 * SAMPLE_EVENTS {
+        return None;
+    }
+    let size =
+        |count: usize| wrap_as(kind, &events[..count], number).map(|event| encoded_size(&event));
+    let (small, large) = (size(SAMPLE_EVENTS)?, size(2 * SAMPLE_EVENTS)?);
+    let per_event = large.saturating_sub(small) as f64 / SAMPLE_EVENTS as f64;
+    let envelope = small as f64 - per_event * SAMPLE_EVENTS as f64;
+    Some((envelope + per_event * events.len() as f64) as usize)
 }
 
 /// Two executions per core: while one waits for the storage writer's commit, the other

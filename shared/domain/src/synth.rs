@@ -55,6 +55,19 @@ pub struct SynthConfig {
     pub span_millis: u64,
     /// Share of events made invalid on purpose, from 0 to 1.
     pub invalid_ratio: f64,
+    /// How timestamps fall in the time range.
+    pub arrival: Arrival,
+}
+
+/// How the timestamps of generated events fall in the time range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Anywhere in the range, in any order: a file exported from a store, say.
+    Scattered,
+    /// In order, as a stream delivers them: the `i`-th of `n` events happens about
+    /// `i / n` of the way through the range, up to `jitter_millis` late, so a run of
+    /// consecutive events (one delivery) covers a short stretch of time.
+    Stream { jitter_millis: u64 },
 }
 
 impl Default for SynthConfig {
@@ -65,6 +78,7 @@ impl Default for SynthConfig {
             start_millis: 1_700_000_000_000,
             span_millis: 3_600_000,
             invalid_ratio: 0.0,
+            arrival: Arrival::Scattered,
         }
     }
 }
@@ -72,13 +86,23 @@ impl Default for SynthConfig {
 /// `count` events as JSON values; some invalid when `invalid_ratio` is above zero.
 pub fn generate(config: &SynthConfig, count: usize) -> Vec<Value> {
     let mut random = SplitMix64::new(config.seed);
-    (0..count).map(|_| one_event(config, &mut random)).collect()
+    (0..count)
+        .map(|index| one_event(config, &mut random, index as u64, count as u64))
+        .collect()
 }
 
-fn one_event(config: &SynthConfig, random: &mut SplitMix64) -> Value {
+fn one_event(config: &SynthConfig, random: &mut SplitMix64, index: u64, count: u64) -> Value {
     let user = format!("user-{:05}", random.below(config.users));
     let event_type = EVENT_TYPES[random.below(EVENT_TYPES.len() as u64) as usize];
-    let timestamp = config.start_millis + random.below(config.span_millis);
+    let offset = match config.arrival {
+        Arrival::Scattered => random.below(config.span_millis),
+        Arrival::Stream { jitter_millis } => {
+            let on_time = (u128::from(config.span_millis) * u128::from(index)
+                / u128::from(count.max(1))) as u64;
+            (on_time + random.below(jitter_millis + 1)).min(config.span_millis.saturating_sub(1))
+        }
+    };
+    let timestamp = config.start_millis + offset;
     let agent = USER_AGENTS[random.below(USER_AGENTS.len() as u64) as usize];
     let mut data = json!({ "userAgent": agent, "page": format!("/p/{}", random.below(200)) });
     if event_type == "purchase" || event_type == "add_to_cart" {
@@ -280,6 +304,31 @@ mod tests {
             ..config.clone()
         };
         assert_ne!(generate(&config, 50), generate(&other, 50));
+    }
+
+    #[test]
+    fn stream_arrival_keeps_events_in_order_within_the_jitter_and_the_range() {
+        let config = SynthConfig {
+            span_millis: 60_000,
+            arrival: Arrival::Stream { jitter_millis: 500 },
+            ..SynthConfig::default()
+        };
+        let stamps: Vec<u64> = generate(&config, 1_000)
+            .iter()
+            .map(|event| event["timestamp"].as_u64().unwrap() - config.start_millis)
+            .collect();
+        assert!(stamps.iter().all(|&offset| offset < 60_000));
+        for (index, &offset) in stamps.iter().enumerate() {
+            let on_time = index as u64 * 60;
+            assert!(
+                (on_time..=on_time + 500).contains(&offset),
+                "event {index} at {offset}"
+            );
+        }
+        assert!(
+            stamps[999] >= 59_000,
+            "the events reach the end of the range"
+        );
     }
 
     #[test]
