@@ -92,11 +92,12 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         // halve the batch until it fits (S3 uploads stay whole; only their notification is
         // the input). The halvings a sample shows cannot fit are skipped without building
         // the batch: that was most of the time spent before the run started.
-        while chunk.len() > 1
-            && estimated_size(kind, chunk, number)
-                .is_some_and(|bytes| bytes > EXECUTION_INPUT_LIMIT + EXECUTION_INPUT_LIMIT / 20)
-        {
-            chunk = &chunk[..chunk.len() / 2];
+        if let Some(estimate) = SizeEstimate::sample(kind, chunk, number) {
+            while chunk.len() > 1
+                && estimate.bytes(chunk.len()) > EXECUTION_INPUT_LIMIT + EXECUTION_INPUT_LIMIT / 20
+            {
+                chunk = &chunk[..chunk.len() / 2];
+            }
         }
         let mut event = source_event(kind, chunk, number, &config.objects_dir)?;
         while chunk.len() > 1 && encoded_size(&event) > EXECUTION_INPUT_LIMIT {
@@ -135,24 +136,41 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
     .await
 }
 
-/// Events in each of the two samples [`estimated_size`] wraps.
+/// Events in each of the two samples a [`SizeEstimate`] wraps.
 const SAMPLE_EVENTS: usize = 32;
 
-/// The size of `events` wrapped as one source event of `kind`, estimated from two samples
-/// of its first events (their difference is the size of an event, the rest is the
-/// envelope); `None` for a batch too small to sample, and for S3, whose source event is a
-/// notification of a fixed size. Within a few percent for synthetic events, whose sizes vary
-/// little.
-fn estimated_size(kind: SourceKind, events: &[Value], number: usize) -> Option<usize> {
-    if kind == SourceKind::S3 || events.len() <= 2 * SAMPLE_EVENTS {
-        return None;
+/// The size of a source event of one kind as a function of how many events it wraps,
+/// measured on two samples of a batch's first events: their difference is the size of an
+/// event, the rest is the envelope. Within a few percent for synthetic events, whose sizes
+/// vary little; the halved batches are prefixes of the same events, so one estimate serves
+/// every halving.
+struct SizeEstimate {
+    envelope: f64,
+    per_event: f64,
+}
+
+impl SizeEstimate {
+    /// `None` for a batch too small to sample, and for S3, whose source event is a
+    /// notification of a fixed size.
+    fn sample(kind: SourceKind, events: &[Value], number: usize) -> Option<Self> {
+        if kind == SourceKind::S3 || events.len() <= 2 * SAMPLE_EVENTS {
+            return None;
+        }
+        let size = |count: usize| {
+            wrap_as(kind, &events[..count], number).map(|event| encoded_size(&event))
+        };
+        let (small, large) = (size(SAMPLE_EVENTS)?, size(2 * SAMPLE_EVENTS)?);
+        let per_event = large.saturating_sub(small) as f64 / SAMPLE_EVENTS as f64;
+        Some(Self {
+            envelope: small as f64 - per_event * SAMPLE_EVENTS as f64,
+            per_event,
+        })
     }
-    let size =
-        |count: usize| wrap_as(kind, &events[..count], number).map(|event| encoded_size(&event));
-    let (small, large) = (size(SAMPLE_EVENTS)?, size(2 * SAMPLE_EVENTS)?);
-    let per_event = large.saturating_sub(small) as f64 / SAMPLE_EVENTS as f64;
-    let envelope = small as f64 - per_event * SAMPLE_EVENTS as f64;
-    Some((envelope + per_event * events.len() as f64) as usize)
+
+    /// The estimated size of a source event of `events` events.
+    fn bytes(&self, events: usize) -> usize {
+        (self.envelope + self.per_event * events as f64) as usize
+    }
 }
 
 /// Two executions per core: while one waits for the storage writer's commit, the other
