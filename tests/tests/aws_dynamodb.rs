@@ -30,17 +30,22 @@ fn user_event(id: &str, user: &str, kind: &str, timestamp: u64, amount: f64) -> 
     .expect("a user event")
 }
 
-/// Stored events for the events table, built by the production stages from a fixture.
-fn stored_events() -> Vec<pipeline_domain::stages::store::StoredEvent> {
+/// Enriched events for the events table, built by the production stages from a fixture.
+fn enriched_events() -> Vec<pipeline_domain::stages::enrich::EnrichedEvent> {
     let golden = pipeline_tests::read_json(
         &pipeline_tests::events_dir()
             .join("pipeline")
             .join("store-input.json"),
     );
-    let events: Vec<pipeline_domain::stages::enrich::EnrichedEvent> =
-        serde_json::from_value(golden["events"].clone()).expect("enriched events");
+    serde_json::from_value(golden["events"].clone()).expect("enriched events")
+}
+
+/// The events as `store` writes them, without scores.
+fn stored(
+    events: &[pipeline_domain::stages::enrich::EnrichedEvent],
+) -> Vec<pipeline_domain::stages::store::StoredEvent<'_>> {
     events
-        .into_iter()
+        .iter()
         .map(|enriched| pipeline_domain::stages::store::StoredEvent {
             enriched,
             risk: None,
@@ -84,27 +89,25 @@ async fn events_land_with_their_body_and_a_rewrite_replaces_them() {
     let names = moto::unique_resources();
     bootstrap(&clients, &names).await.expect("bootstrap");
     let table = DynamoEventTable::new(clients.dynamodb.clone(), &names.events_table);
-    let mut events = stored_events();
-    let original = events[0].clone();
+    let mut enriched = enriched_events();
+    let original = enriched[0].clone();
     // 60 events: three BatchWriteItem requests of at most 25.
-    while events.len() < 60 {
+    while enriched.len() < 60 {
         let mut copy = original.clone();
-        copy.enriched.event.event_id = format!("evt-{}", events.len());
-        events.push(copy);
+        copy.event.event_id = format!("evt-{}", enriched.len());
+        enriched.push(copy);
     }
+    let events = stored(&enriched);
     table.put_events(&events).await.expect("put events");
     table.put_events(&events).await.expect("put events again");
     let items = moto::scan(&clients, &names.events_table).await;
     assert_eq!(items.len(), 60);
     let item = items
         .iter()
-        .find(|item| item["eventId"].as_s().unwrap() == &original.enriched.event.event_id)
+        .find(|item| item["eventId"].as_s().unwrap() == &original.event.event_id)
         .expect("the first event");
-    assert_eq!(
-        item["userId"].as_s().unwrap(),
-        &original.enriched.event.user_id
-    );
-    assert_eq!(item["dt"].as_s().unwrap(), &original.enriched.partition.dt);
+    assert_eq!(item["userId"].as_s().unwrap(), &original.event.user_id);
+    assert_eq!(item["dt"].as_s().unwrap(), &original.partition.dt);
     let body = pipeline_aws::dynamodb::item::from_attribute(&item["body"]).expect("a body");
     // The body is the stored event as its JSON text reads, as the local table keeps it.
     let text = serde_json::to_string(&original).unwrap();
@@ -149,7 +152,8 @@ async fn unprocessed_items_and_throttling_are_retried_until_every_item_lands() {
     };
     let table =
         DynamoEventTable::new(clients.dynamodb.clone(), &names.events_table).with_backoff(backoff);
-    let events: Vec<_> = stored_events().into_iter().take(3).collect();
+    let enriched = enriched_events();
+    let events: Vec<_> = stored(&enriched).into_iter().take(3).collect();
     table.put_events(&events).await.expect("put events");
     assert!(
         proxy.seen("BatchWriteItem") >= 3,
@@ -202,7 +206,7 @@ async fn aggregates_apply_once_per_batch_and_once_per_event() {
     ];
     let deltas = aggregate("batch-1", &first);
     assert_eq!(
-        table.apply_once(deltas.clone()).await.unwrap(),
+        table.apply_once(deltas.clone().into()).await.unwrap(),
         ApplyOutcome::Applied
     );
     let after_first = counters(&clients, &names.aggregates_table).await;
@@ -215,7 +219,7 @@ async fn aggregates_apply_once_per_batch_and_once_per_event() {
     assert_eq!(after_first[&("user:u1".to_owned(), window)], (2, 11.0, 0));
     // The same batch again changes nothing.
     assert_eq!(
-        table.apply_once(deltas).await.unwrap(),
+        table.apply_once(deltas.into()).await.unwrap(),
         ApplyOutcome::AlreadyApplied
     );
     assert_eq!(
@@ -230,7 +234,7 @@ async fn aggregates_apply_once_per_batch_and_once_per_event() {
     ];
     assert_eq!(
         table
-            .apply_once(aggregate("batch-2", &second))
+            .apply_once(aggregate("batch-2", &second).into())
             .await
             .unwrap(),
         ApplyOutcome::Applied
@@ -244,7 +248,7 @@ async fn aggregates_apply_once_per_batch_and_once_per_event() {
     // A batch made only of events applied before is applied (its id is new) but adds nothing.
     let replayed: AggregateDeltas = aggregate("batch-3", &first);
     assert_eq!(
-        table.apply_once(replayed).await.unwrap(),
+        table.apply_once(replayed.into()).await.unwrap(),
         ApplyOutcome::Applied
     );
     assert_eq!(
@@ -281,16 +285,19 @@ async fn a_large_batch_spans_many_transactions_and_counts_every_event_once() {
     let head = aggregate("big", &events[..250]);
     assert_eq!(
         table
-            .apply_once(AggregateDeltas {
-                batch_id: "big-interrupted".into(),
-                ..head
-            })
+            .apply_once(
+                AggregateDeltas {
+                    batch_id: "big-interrupted".into(),
+                    ..head
+                }
+                .into()
+            )
             .await
             .unwrap(),
         ApplyOutcome::Applied
     );
     assert_eq!(
-        table.apply_once(deltas).await.unwrap(),
+        table.apply_once(deltas.into()).await.unwrap(),
         ApplyOutcome::Applied
     );
     let totals = counters(&clients, &names.aggregates_table).await;
@@ -358,8 +365,8 @@ async fn the_same_batch_applied_twice_at_once_counts_once() {
     };
     let (one, two) = (table(), table());
     let (a, b) = tokio::join!(
-        one.apply_once(deltas.clone()),
-        two.apply_once(deltas.clone())
+        one.apply_once(deltas.clone().into()),
+        two.apply_once(deltas.clone().into())
     );
     let outcomes = [a.expect("first"), b.expect("second")];
     assert!(outcomes.contains(&ApplyOutcome::Applied), "{outcomes:?}");
@@ -382,12 +389,12 @@ async fn claims_expire_after_the_idempotency_window() {
     let minute = 1_700_000_040_000u64;
     let deltas = aggregate("expiring", &[user_event("x1", "u1", "click", minute, 1.0)]);
     assert_eq!(
-        table.apply_once(deltas.clone()).await.unwrap(),
+        table.apply_once(deltas.clone().into()).await.unwrap(),
         ApplyOutcome::Applied
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
-        table.apply_once(deltas).await.unwrap(),
+        table.apply_once(deltas.into()).await.unwrap(),
         ApplyOutcome::Applied
     );
     let totals = counters(&clients, &names.aggregates_table).await;

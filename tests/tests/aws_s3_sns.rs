@@ -67,22 +67,14 @@ async fn put(clients: &AwsClients, bucket: &str, key: &str, body: Vec<u8>) {
         .unwrap_or_else(|error| panic!("put s3://{bucket}/{key}: {error:?}"));
 }
 
-/// Stored events built by the production stages, from the store stage's fixture.
-fn stored_events() -> Vec<StoredEvent> {
+/// Enriched events built by the production stages, from the store stage's fixture.
+fn enriched_events() -> Vec<EnrichedEvent> {
     let input = pipeline_tests::read_json(
         &pipeline_tests::events_dir()
             .join("pipeline")
             .join("store-input.json"),
     );
-    let events: Vec<EnrichedEvent> =
-        serde_json::from_value(input["events"].clone()).expect("enriched events");
-    events
-        .into_iter()
-        .map(|enriched| StoredEvent {
-            enriched,
-            risk: None,
-        })
-        .collect()
+    serde_json::from_value(input["events"].clone()).expect("enriched events")
 }
 
 #[tokio::test]
@@ -90,7 +82,14 @@ async fn lake_objects_land_under_their_exact_keys_and_are_replaced() {
     let clients = moto::clients().await;
     let bucket = bucket(&clients, "lake").await;
     let lake = S3Lake::new(clients.s3.clone(), &bucket);
-    let events = stored_events();
+    let enriched = enriched_events();
+    let events: Vec<StoredEvent> = enriched
+        .iter()
+        .map(|enriched| StoredEvent {
+            enriched,
+            risk: None,
+        })
+        .collect();
 
     let key = "events/dt=2023-11-14/hour=22/bat_lake.parquet";
     lake.put_events(key, &events).await.expect("put events");

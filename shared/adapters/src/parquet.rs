@@ -67,7 +67,8 @@ pub fn encode_events(events: &[StoredEvent]) -> Result<Vec<u8>, String> {
 
 fn record_batch(events: &[StoredEvent]) -> Result<RecordBatch, String> {
     let rows = events.len();
-    let strings = |value: &dyn Fn(&StoredEvent) -> Option<String>| -> ArrayRef {
+    // Each column borrows its strings from the events: the builder copies them once.
+    let strings = |value: &dyn for<'e> Fn(&'e StoredEvent<'_>) -> Option<&'e str>| -> ArrayRef {
         let mut builder = StringBuilder::with_capacity(rows, rows * 16);
         for event in events {
             builder.append_option(value(event));
@@ -77,35 +78,42 @@ fn record_batch(events: &[StoredEvent]) -> Result<RecordBatch, String> {
     let mut timestamps = Float64Builder::with_capacity(rows);
     let mut times = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut scores = Float32Builder::with_capacity(rows);
+    let mut data = StringBuilder::with_capacity(rows, rows * 64);
+    let mut encoded = Vec::new();
     for stored in events {
         let millis = stored.enriched.event.timestamp_millis();
         timestamps.append_value(millis);
         times.append_value(millis.floor() as i64);
-        scores.append_option(stored.risk.as_ref().map(|risk| risk.score));
+        scores.append_option(stored.risk.map(|risk| risk.score));
+        encoded.clear();
+        serde_json::to_writer(&mut encoded, &stored.enriched.event.data)
+            .map_err(|error| error.to_string())?;
+        // serde_json writes UTF-8 only.
+        data.append_value(std::str::from_utf8(&encoded).map_err(|error| error.to_string())?);
     }
     let columns: Vec<ArrayRef> = vec![
-        strings(&|e| Some(e.enriched.event.event_id.clone())),
-        strings(&|e| Some(e.enriched.event.user_id.clone())),
-        strings(&|e| Some(e.enriched.event.event_type.clone())),
+        strings(&|e| Some(&e.enriched.event.event_id)),
+        strings(&|e| Some(&e.enriched.event.user_id)),
+        strings(&|e| Some(&e.enriched.event.event_type)),
         Arc::new(timestamps.finish()),
         Arc::new(times.finish()),
-        strings(&|e| serde_json::to_string(&e.enriched.event.data).ok()),
-        strings(&|e| Some(e.enriched.source.kind.as_str().to_owned())),
-        strings(&|e| Some(e.enriched.source.id.clone())),
-        strings(&|e| Some(e.enriched.processed_at.clone())),
-        strings(&|e| e.enriched.device.as_ref().map(|d| d.category.clone())),
-        strings(&|e| e.enriched.device.as_ref().map(|d| d.os.clone())),
-        strings(&|e| e.enriched.device.as_ref().map(|d| d.browser.clone())),
-        strings(&|e| e.enriched.profile.as_ref().map(|p| p.segment.clone())),
-        strings(&|e| e.enriched.profile.as_ref().map(|p| p.country.clone())),
+        Arc::new(data.finish()),
+        strings(&|e| Some(e.enriched.source.kind.as_str())),
+        strings(&|e| Some(&e.enriched.source.id)),
+        strings(&|e| Some(&e.enriched.processed_at)),
+        strings(&|e| e.enriched.device.as_ref().map(|d| d.category.as_str())),
+        strings(&|e| e.enriched.device.as_ref().map(|d| d.os.as_str())),
+        strings(&|e| e.enriched.device.as_ref().map(|d| d.browser.as_str())),
+        strings(&|e| e.enriched.profile.as_ref().map(|p| p.segment.as_str())),
+        strings(&|e| e.enriched.profile.as_ref().map(|p| p.country.as_str())),
         Arc::new(scores.finish()),
         strings(&|e| {
-            e.risk.as_ref().map(|r| match r.label {
-                RiskLabel::High => "high".to_owned(),
-                RiskLabel::Low => "low".to_owned(),
+            e.risk.map(|r| match r.label {
+                RiskLabel::High => "high",
+                RiskLabel::Low => "low",
             })
         }),
-        strings(&|e| e.risk.as_ref().map(|r| r.model_version.clone())),
+        strings(&|e| e.risk.map(|r| r.model_version.as_str())),
     ];
     RecordBatch::try_new(events_schema(), columns).map_err(|error| error.to_string())
 }
@@ -118,8 +126,8 @@ mod tests {
 
     use super::*;
 
-    /// `count` stored events made from the store stage's fixture, each with its own id.
-    fn stored_events(count: usize) -> Vec<StoredEvent> {
+    /// `count` enriched events made from the store stage's fixture, each with its own id.
+    fn enriched_events(count: usize) -> Vec<EnrichedEvent> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../events/pipeline/store-input.json"
@@ -131,10 +139,17 @@ mod tests {
             .map(|number| {
                 let mut enriched = events[number % events.len()].clone();
                 enriched.event.event_id = format!("evt_{number}");
-                StoredEvent {
-                    enriched,
-                    risk: None,
-                }
+                enriched
+            })
+            .collect()
+    }
+
+    fn stored(events: &[EnrichedEvent]) -> Vec<StoredEvent<'_>> {
+        events
+            .iter()
+            .map(|enriched| StoredEvent {
+                enriched,
+                risk: None,
             })
             .collect()
     }
@@ -159,12 +174,14 @@ mod tests {
 
     #[test]
     fn small_files_are_written_plain_and_large_ones_with_dictionaries() {
-        let small = stored_events(DICTIONARY_MIN_EVENTS - 1);
+        let small = enriched_events(DICTIONARY_MIN_EVENTS - 1);
+        let small = stored(&small);
         assert_eq!(
             read(encode_events(&small).unwrap()),
             (small.len() as i64, false)
         );
-        let large = stored_events(DICTIONARY_MIN_EVENTS);
+        let large = enriched_events(DICTIONARY_MIN_EVENTS);
+        let large = stored(&large);
         assert_eq!(
             read(encode_events(&large).unwrap()),
             (large.len() as i64, true)

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -47,11 +48,11 @@ pub enum ApplyOutcome {
 }
 
 /// Aggregate counters, applied at most once per batch id and per event id. The deltas are
-/// handed over: an adapter that applies them elsewhere (another thread, a request body)
-/// needs no copy.
+/// shared: an adapter that applies them elsewhere (another thread, a request body) needs no
+/// copy, and neither does an in-process run whose `aggregate` stage kept them.
 #[async_trait]
 pub trait AggregateTable: Send + Sync {
-    async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError>;
+    async fn apply_once(&self, deltas: Arc<AggregateDeltas>) -> Result<ApplyOutcome, StorageError>;
 }
 
 /// The data lake: objects under S3-style keys. Writing a key again replaces the object.

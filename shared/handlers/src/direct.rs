@@ -304,9 +304,9 @@ impl Run<'_> {
         };
         let input = StoreInput {
             batch_id: digest_id("bat_", record.value.to_string().as_bytes()),
-            events: Vec::new(),
+            events: Default::default(),
             aggregates: None,
-            scores: Vec::new(),
+            scores: Default::default(),
             rejected: vec![rejected],
         };
         store_batch(input, &store_ports(self.deps), (self.deps.clock)()).await?;

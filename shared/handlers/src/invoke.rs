@@ -433,14 +433,14 @@ async fn run_store(
     let input: StoreBatchInput = parse_input("store", event)?;
     record_batch_id(&input.batch_id);
     let aggregates = match input.aggregates {
-        Some(carried) => Some(carried.unpack(staging).await?),
+        Some(carried) => Some(carried.unpack_shared(staging).await?),
         None => None,
     };
     let input = StoreInput {
         batch_id: input.batch_id,
-        events: input.events.unpack(staging).await?,
+        events: input.events.unpack_shared(staging).await?,
         aggregates,
-        scores: input.scores.unpack(staging).await?,
+        scores: input.scores.unpack_shared(staging).await?,
         rejected: input.rejected.unpack(staging).await?,
     };
     let report = store_batch(input, &store_ports(deps), (deps.clock)()).await?;
@@ -489,9 +489,9 @@ async fn run_quarantine(
     let rejected_count = rejected.len();
     let input = StoreInput {
         batch_id: failure.batch_id,
-        events: Vec::new(),
+        events: Default::default(),
         aggregates: None,
-        scores: Vec::new(),
+        scores: Default::default(),
         rejected,
     };
     let report = store_batch(input, &store_ports(deps), (deps.clock)()).await?;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
 use pipeline_domain::StorageError;
@@ -892,7 +892,7 @@ impl AggregateTable for Database {
     /// enough are pending ([`fold_deltas`]): keyed by scope and window, the aggregate rows
     /// of a batch's users are spread over the whole table, and adding them one batch at a
     /// time wrote about one page per event to the log.
-    async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
+    async fn apply_once(&self, deltas: Arc<AggregateDeltas>) -> Result<ApplyOutcome, StorageError> {
         let applied_at = now_millis();
         let expired_before = applied_at - self.idempotency_window_millis.load(Ordering::Relaxed);
         let fold_after = self.fold_after_members.load(Ordering::Relaxed);
@@ -1234,12 +1234,12 @@ mod tests {
             user_event("e3", "u3", 62_000),
         ];
         let applied = database
-            .apply_once(aggregate("bat_first", &first))
+            .apply_once(aggregate("bat_first", &first).into())
             .await
             .unwrap();
         assert_eq!(applied, ApplyOutcome::Applied);
         let applied = database
-            .apply_once(aggregate("bat_second", &second))
+            .apply_once(aggregate("bat_second", &second).into())
             .await
             .unwrap();
         assert_eq!(applied, ApplyOutcome::Applied);
@@ -1254,7 +1254,7 @@ mod tests {
         assert_eq!(all.distinct_users, 3);
         // The same batch again is refused whole.
         let again = database
-            .apply_once(aggregate("bat_second", &second))
+            .apply_once(aggregate("bat_second", &second).into())
             .await
             .unwrap();
         assert_eq!(again, ApplyOutcome::AlreadyApplied);
@@ -1269,9 +1269,9 @@ mod tests {
         database.set_idempotency_window(std::time::Duration::from_millis(1));
         let events = [user_event("e1", "u1", 60_000)];
         let deltas = aggregate("bat_1", &events);
-        database.apply_once(deltas.clone()).await.unwrap();
+        database.apply_once(deltas.clone().into()).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let again = database.apply_once(deltas).await.unwrap();
+        let again = database.apply_once(deltas.into()).await.unwrap();
         assert_eq!(again, ApplyOutcome::Applied);
         assert_eq!(total_count(&database), 2);
     }
@@ -1375,7 +1375,7 @@ mod tests {
             user_event("e4", "u2", 61_000),
         ];
         database
-            .apply_once(aggregate("bat_after", &events))
+            .apply_once(aggregate("bat_after", &events).into())
             .await
             .unwrap();
         assert_eq!(total_count(&database), 1);
@@ -1448,9 +1448,9 @@ mod tests {
         });
         let (held, applied_first, failed, applied_second) = tokio::join!(
             hold,
-            database.apply_once(aggregate("bat_first", &first)),
+            database.apply_once(aggregate("bat_first", &first).into()),
             bad,
-            database.apply_once(aggregate("bat_second", &second)),
+            database.apply_once(aggregate("bat_second", &second).into()),
         );
         held.unwrap();
         assert!(failed.is_err());
@@ -1476,7 +1476,7 @@ mod tests {
             (all.count, all.distinct_users, snapshot.window_members)
         };
         database
-            .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]))
+            .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]).into())
             .await
             .unwrap();
         assert_eq!(window(&database), (1, 1, 2));
@@ -1487,13 +1487,13 @@ mod tests {
             ("bat_4", vec![user_event("e4", "u2", 63_000)]),
         ] {
             database
-                .apply_once(aggregate(batch, &events))
+                .apply_once(aggregate(batch, &events).into())
                 .await
                 .unwrap();
         }
         assert_eq!(window(&database), (4, 2, 4));
         database
-            .apply_once(aggregate("bat_5", &[user_event("e5", "u3", 64_000)]))
+            .apply_once(aggregate("bat_5", &[user_event("e5", "u3", 64_000)]).into())
             .await
             .unwrap();
         drop(database);
@@ -1528,12 +1528,12 @@ mod tests {
                 .unwrap()
         };
         database
-            .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]))
+            .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]).into())
             .await
             .unwrap();
         assert_eq!(pending(), 2);
         database
-            .apply_once(aggregate("bat_2", &[user_event("e2", "u2", 60_000)]))
+            .apply_once(aggregate("bat_2", &[user_event("e2", "u2", 60_000)]).into())
             .await
             .unwrap();
         assert_eq!(pending(), 0);
@@ -1555,14 +1555,14 @@ mod tests {
         {
             let database = open(&dir);
             database
-                .apply_once(aggregate("bat_1", &events))
+                .apply_once(aggregate("bat_1", &events).into())
                 .await
                 .unwrap();
         }
         // Another process, or a later run: its writer reads the ids the file holds first.
         let database = open(&dir);
         database
-            .apply_once(aggregate("bat_2", &events))
+            .apply_once(aggregate("bat_2", &events).into())
             .await
             .unwrap();
         assert_eq!(total_count(&database), 1);

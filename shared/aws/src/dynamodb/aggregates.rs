@@ -25,6 +25,7 @@
 //! - a membership: `pk` = `<scope>#<windowStart>`, `sk` = `u#<userId>`, with `userId`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -311,7 +312,7 @@ fn read_reasons(
 
 #[async_trait]
 impl AggregateTable for DynamoAggregateTable {
-    async fn apply_once(&self, deltas: AggregateDeltas) -> Result<ApplyOutcome, StorageError> {
+    async fn apply_once(&self, deltas: Arc<AggregateDeltas>) -> Result<ApplyOutcome, StorageError> {
         let now = super::now_millis();
         let batch_key = format!("batch#{}", deltas.batch_id);
         if self.claims.is_claimed(&batch_key, now).await? {

@@ -5,6 +5,7 @@
 //! notifications by a deterministic id, and aggregate deltas are applied once per batch id.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,13 +23,15 @@ use crate::stages::validate::RejectedRecord;
 /// Rejected records listed in one notification; the quarantine object has them all.
 pub const MAX_RECORDS_IN_NOTIFICATION: usize = 20;
 
-/// An event as written to the table, the lake and the index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
+/// An event as written to the table, the lake and the index: the enriched event and its
+/// score, borrowed from the batch `store` was given, so a batch kept in memory by an
+/// earlier stage is written without a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StoredEvent<'a> {
     #[serde(flatten)]
-    pub enriched: EnrichedEvent,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub risk: Option<RiskScore>,
+    pub enriched: &'a EnrichedEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<&'a RiskScore>,
 }
 
 /// What a notification is about.
@@ -66,17 +69,15 @@ pub struct SearchDocument {
 }
 
 /// Everything `store` receives: the enriched batch, the aggregate deltas, the scores when the
-/// model ran, and the records validation rejected.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// model ran, and the records validation rejected. The events and scores are shared, not
+/// owned: `store` only reads them, and an in-process run hands over what earlier stages kept
+/// (which a retried `store` reads again).
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreInput {
     pub batch_id: String,
-    pub events: Vec<EnrichedEvent>,
-    #[serde(default)]
-    pub aggregates: Option<AggregateDeltas>,
-    #[serde(default)]
-    pub scores: Vec<RiskScore>,
-    #[serde(default)]
+    pub events: Arc<Vec<EnrichedEvent>>,
+    pub aggregates: Option<Arc<AggregateDeltas>>,
+    pub scores: Arc<Vec<RiskScore>>,
     pub rejected: Vec<RejectedRecord>,
 }
 
@@ -131,7 +132,7 @@ pub async fn store_batch(
     ports: &StorePorts<'_>,
     now_millis: i64,
 ) -> Result<StoreReport, StoreError> {
-    let events = join_scores(input.events, input.scores)?;
+    let events = join_scores(&input.events, &input.scores)?;
     if let Some(deltas) = &input.aggregates
         && deltas.batch_id != input.batch_id
     {
@@ -177,10 +178,10 @@ pub async fn store_batch(
     let high_risk_notice =
         (!high_risk.is_empty()).then(|| high_risk_notification(&input.batch_id, &high_risk));
     let events_written = events.len();
-    let mut partitions: BTreeMap<Partition, Vec<StoredEvent>> = BTreeMap::new();
+    let mut partitions: BTreeMap<&Partition, Vec<StoredEvent>> = BTreeMap::new();
     for event in events {
         partitions
-            .entry(event.enriched.partition.clone())
+            .entry(&event.enriched.partition)
             .or_default()
             .push(event);
     }
@@ -236,18 +237,18 @@ pub async fn store_batch(
     })
 }
 
-fn join_scores(
-    events: Vec<EnrichedEvent>,
-    scores: Vec<RiskScore>,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut by_event: HashMap<String, RiskScore> = scores
-        .into_iter()
-        .map(|score| (score.event_id.clone(), score))
+fn join_scores<'a>(
+    events: &'a [EnrichedEvent],
+    scores: &'a [RiskScore],
+) -> Result<Vec<StoredEvent<'a>>, StoreError> {
+    let mut by_event: HashMap<&str, &RiskScore> = scores
+        .iter()
+        .map(|score| (score.event_id.as_str(), score))
         .collect();
     let stored: Vec<StoredEvent> = events
-        .into_iter()
+        .iter()
         .map(|enriched| {
-            let risk = by_event.remove(&enriched.event.event_id);
+            let risk = by_event.remove(enriched.event.event_id.as_str());
             StoredEvent { enriched, risk }
         })
         .collect();
@@ -259,7 +260,7 @@ fn join_scores(
     Ok(stored)
 }
 
-fn search_document(stored: &StoredEvent, with_body: bool) -> SearchDocument {
+fn search_document(stored: &StoredEvent<'_>, with_body: bool) -> SearchDocument {
     let enriched = &stored.enriched;
     let event = &enriched.event;
     let mut words = vec![event.event_type.clone(), event.user_id.clone()];
@@ -312,7 +313,7 @@ fn rejected_notification(
     }
 }
 
-fn high_risk_notification(batch_id: &str, events: &[&StoredEvent]) -> Notification {
+fn high_risk_notification(batch_id: &str, events: &[&StoredEvent<'_>]) -> Notification {
     let listed: Vec<Value> = events
         .iter()
         .map(|stored| {
