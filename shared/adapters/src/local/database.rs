@@ -97,6 +97,19 @@ CREATE TABLE IF NOT EXISTS pending_members (
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
+/// How the search index merges its segments, set when the tables are made. FTS5 writes the
+/// words of each commit as a new segment and by default merges four segments of a level
+/// into one of the next level as soon as it can (`automerge`), so each word is written again
+/// at every level; that merging was a sixth of the writer thread's time in the demo. Here
+/// segments are merged only when a level holds 64 (`crisismerge`), which rewrites words
+/// about half as often and leaves at most 64 segments per level for a search to read: the
+/// writer thread's CPU time fell by about a tenth, and searches were no slower (README,
+/// benchmarks).
+const SEARCH_INDEX_MERGING: &str = "
+INSERT INTO search_index (search_index, rank) VALUES ('automerge', 0);
+INSERT INTO search_index (search_index, rank) VALUES ('crisismerge', 64);
+";
+
 /// Brings a file of version 2 or 3 to version 4, in the transaction that runs [`SCHEMA`]
 /// between the two halves: the old events table is set aside (with its unique index on
 /// event ids, which the copy uses), the current tables are created, and then one
@@ -335,7 +348,7 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
             ("", "")
         };
         connection.execute_batch(&format!(
-            "{before} {SCHEMA} {after} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{before} {SCHEMA} {after} {SEARCH_INDEX_MERGING} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
         Ok(Ok(()))
     })();
@@ -1183,6 +1196,22 @@ mod tests {
         assert_eq!(database.search("tablet", 10).unwrap(), vec!["evt-1"]);
         assert_eq!(database.search("windows", 10).unwrap(), vec!["evt-2"]);
         assert_eq!(database.counts().unwrap().search_documents, 2);
+    }
+
+    #[test]
+    fn a_new_file_merges_search_segments_only_when_a_level_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(&dir));
+        let file = Connection::open(dir.path().join("pipeline.db")).unwrap();
+        let setting = |key: &str| -> i64 {
+            file.query_row(
+                "SELECT v FROM search_index_config WHERE k = ?1",
+                [key],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!((setting("automerge"), setting("crisismerge")), (0, 64));
     }
 
     #[test]
