@@ -18,8 +18,9 @@ use rusqlite::Connection;
 /// by many commits once.
 const GATHER: Duration = Duration::from_millis(200);
 
-/// Log pages (4 KiB each) past which the log is made to start over: 256 MiB.
-const RESTART_PAGES: i64 = 65_536;
+/// Log pages past which the log is made to start over: 256 MiB with the 8 KiB pages of a
+/// file this version made, 128 MiB in a file an older version made with 4 KiB pages.
+const RESTART_PAGES: i64 = 32_768;
 
 /// Checkpoints `connection`'s database each time commits were signalled, until the sender
 /// is gone (the writer has stopped); then one last passive checkpoint.
