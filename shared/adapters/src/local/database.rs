@@ -1053,11 +1053,16 @@ mod tests {
         Database::open(&dir.path().join("pipeline.db")).expect("the database opens")
     }
 
+    /// A new file, made by the database and closed again, opened as a plain connection.
+    fn made_file(dir: &tempfile::TempDir) -> Connection {
+        drop(open(dir));
+        Connection::open(dir.path().join("pipeline.db")).unwrap()
+    }
+
     #[test]
     fn the_pending_count_reads_the_ends_of_the_table_without_scanning_it() {
         let dir = tempfile::tempdir().unwrap();
-        drop(open(&dir));
-        let file = Connection::open(dir.path().join("pipeline.db")).unwrap();
+        let file = made_file(&dir);
         let count = |file: &Connection| -> i64 {
             file.query_row(PENDING_MEMBERS, [], |row| row.get(0))
                 .unwrap()
@@ -1232,8 +1237,7 @@ mod tests {
     #[test]
     fn a_new_file_merges_search_segments_only_when_a_level_is_full() {
         let dir = tempfile::tempdir().unwrap();
-        drop(open(&dir));
-        let file = Connection::open(dir.path().join("pipeline.db")).unwrap();
+        let file = made_file(&dir);
         let setting = |key: &str| -> i64 {
             file.query_row(
                 "SELECT v FROM search_index_config WHERE k = ?1",
