@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::cell::OnceCell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::StateError;
 use crate::path::{DataPath, PathSource};
@@ -22,7 +22,7 @@ pub(crate) struct ExecutionContext {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) start_time: String,
-    pub(crate) input: Value,
+    pub(crate) input: Arc<Value>,
     pub(crate) machine_id: String,
     pub(crate) machine_name: String,
 }
@@ -32,7 +32,7 @@ impl ExecutionContext {
         machine_name: &str,
         execution_name: &str,
         start: DateTime<Utc>,
-        input: Value,
+        input: Arc<Value>,
     ) -> Self {
         ExecutionContext {
             id: format!(
@@ -68,7 +68,7 @@ impl ContextView<'_> {
     pub(crate) fn to_value(&self, with_input: bool) -> Value {
         let execution = self.execution;
         let input = if with_input {
-            execution.input.clone()
+            Value::clone(&execution.input)
         } else {
             Value::Null
         };

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{FnHandler, failure_of, options, run, single};
+use common::{FnHandler, check, failure_of, options, run, single};
 use pipeline_asl::{HistoryEvent, error_names};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -26,6 +26,27 @@ async fn context_paths_reach_the_execution_input_only_when_they_name_it() {
         execution.result.expect("succeeds"),
         json!({"name": "Only", "input": {"in": 1}, "deep": 1, "execution": "test", "every": [1]})
     );
+}
+
+#[tokio::test]
+async fn the_execution_input_stays_as_it_arrived_while_states_change_theirs() {
+    let definition = json!({
+        "StartAt": "Add",
+        "States": {
+            "Add": {"Type": "Pass", "Result": "x", "ResultPath": "$.added", "Next": "Task"},
+            "Task": {"Type": "Task", "Resource": "echo", "ResultPath": "$", "Next": "Read"},
+            "Read": {"Type": "Pass", "Parameters": {
+                "original.$": "$$.Execution.Input",
+                "current.$": "$"
+            }, "End": true}
+        }
+    });
+    check(
+        &definition,
+        json!({"in": 1}),
+        json!({"original": {"in": 1}, "current": {"in": 1, "added": "x"}}),
+    )
+    .await;
 }
 
 #[tokio::test]

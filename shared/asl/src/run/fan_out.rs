@@ -6,7 +6,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::io::apply_filter;
-use super::{Frame, Runner};
+use super::{Frame, Runner, StateInput};
 use crate::context::{Environment, quote_value};
 use crate::error::{Failure, StateError};
 use crate::history::HistoryEvent;
@@ -37,7 +37,7 @@ impl Runner<'_> {
         let branches = parallel
             .branches
             .iter()
-            .map(|branch| self.run_scope(branch, effective.clone()));
+            .map(|branch| self.run_scope(branch, StateInput::Owned(effective.clone())));
         let result = Value::Array(try_join_all(branches).await?);
         self.check_size(state, PayloadKind::Result, &result)
             .map_err(in_state)?;
@@ -96,7 +96,8 @@ impl Runner<'_> {
                     state: state.path.clone(),
                     index,
                 });
-                self.run_scope(&map.processor, iteration_input).await
+                self.run_scope(&map.processor, StateInput::Owned(iteration_input))
+                    .await
             });
         let outputs: Vec<Value> = iterations.buffered(limit).try_collect().await?;
         let result = Value::Array(outputs);

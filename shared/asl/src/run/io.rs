@@ -52,7 +52,11 @@ impl Runner<'_> {
                 template.evaluate(&environment)?
             }
         };
-        let combined = apply_result_path(&results.result_path, raw_input.clone(), selected)?;
+        let combined = match &results.result_path {
+            // The result replaces the input: no copy of the input is needed.
+            ResultPath::At(steps, _) if steps.is_empty() => selected,
+            result_path => apply_result_path(result_path, raw_input.clone(), selected)?,
+        };
         apply_filter(frame, &filters.output_path, combined, "OutputPath")
     }
 }

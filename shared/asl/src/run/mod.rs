@@ -8,7 +8,7 @@ mod task;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::context::{ContextView, ExecutionContext, format_timestamp};
@@ -23,6 +23,36 @@ use crate::{Execution, ExecutionOptions, StateMachine, TaskHandler};
 /// records fewer events per state than AWS, so it stops later; the limit mostly guards
 /// against endless loops (with a recording sleeper, a Wait loop would never end).
 const MAXIMUM_HISTORY_EVENTS: usize = 25_000;
+
+/// A state's input: the execution input, shared with the context object (for
+/// `$$.Execution.Input`) so that an execution does not start with a copy of it, or a value
+/// of the state's own. States that only read their input (Task, Parallel and Map, which copy
+/// what their `InputPath` and `Parameters` select) never copy a shared one.
+pub(crate) enum StateInput {
+    Shared(Arc<Value>),
+    Owned(Value),
+}
+
+impl StateInput {
+    /// The input as a value of its own, copied only when it is shared.
+    pub(crate) fn into_owned(self) -> Value {
+        match self {
+            StateInput::Shared(shared) => Arc::unwrap_or_clone(shared),
+            StateInput::Owned(value) => value,
+        }
+    }
+}
+
+impl std::ops::Deref for StateInput {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        match self {
+            StateInput::Shared(shared) => shared,
+            StateInput::Owned(value) => value,
+        }
+    }
+}
 
 /// Where a state sends the execution next.
 pub(crate) enum Step {
@@ -60,6 +90,7 @@ pub(crate) async fn execute(
     options: &ExecutionOptions,
 ) -> Execution {
     let start = (options.now)();
+    let input = Arc::new(input);
     let runner = Runner {
         handler,
         options,
@@ -83,7 +114,7 @@ pub(crate) async fn execute(
             state: None,
         })
     } else {
-        let run = runner.run_scope(&machine.root, input);
+        let run = runner.run_scope(&machine.root, StateInput::Shared(input));
         match machine.timeout_seconds {
             None => run.await,
             Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
@@ -202,7 +233,7 @@ impl<'a> Runner<'a> {
     pub(crate) fn run_scope<'s>(
         &'s self,
         scope: &'s Scope,
-        input: Value,
+        input: StateInput,
     ) -> BoxFuture<'s, Result<Value, Failure>> {
         Box::pin(async move {
             let mut current = scope.start_at.clone();
@@ -227,7 +258,7 @@ impl<'a> Runner<'a> {
                 match self.run_state(state, input).await {
                     Ok(Step::Next(next, output)) => {
                         current = next;
-                        input = output;
+                        input = StateInput::Owned(output);
                     }
                     Ok(Step::End(output)) => return Ok(output),
                     Err(failure) => {
@@ -244,7 +275,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one state: records its entry, checks its input and output sizes, and leaves.
-    async fn run_state(&self, state: &State, input: Value) -> Result<Step, Failure> {
+    async fn run_state(&self, state: &State, input: StateInput) -> Result<Step, Failure> {
         let entered_time = self.now_text();
         let input_bytes = serialized_size(&input);
         let entered_event = self.record(HistoryEvent::StateEntered {
@@ -261,19 +292,24 @@ impl<'a> Runner<'a> {
         };
         let (step, transition) = match &state.kind {
             StateKind::Pass(pass) => (
-                self.run_pass(&frame, pass, input).map_err(in_state)?,
+                self.run_pass(&frame, pass, input.into_owned())
+                    .map_err(in_state)?,
                 Some(&pass.transition),
             ),
             StateKind::Choice(choice) => (
-                self.run_choice(&frame, choice, input).map_err(in_state)?,
+                self.run_choice(&frame, choice, input.into_owned())
+                    .map_err(in_state)?,
                 None,
             ),
             StateKind::Wait(wait) => (
-                self.run_wait(&frame, wait, input).await.map_err(in_state)?,
+                self.run_wait(&frame, wait, input.into_owned())
+                    .await
+                    .map_err(in_state)?,
                 Some(&wait.transition),
             ),
             StateKind::Succeed(filters) => (
-                self.run_succeed(&frame, filters, input).map_err(in_state)?,
+                self.run_succeed(&frame, filters, input.into_owned())
+                    .map_err(in_state)?,
                 None,
             ),
             StateKind::Fail(fail) => return Err(in_state(self.run_fail(&frame, fail, &input))),

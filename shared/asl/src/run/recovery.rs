@@ -4,7 +4,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 use super::io::apply_result_path;
-use super::{Frame, Outcome, Runner};
+use super::{Frame, Outcome, Runner, StateInput};
 use crate::error::{Failure, StateError};
 use crate::history::HistoryEvent;
 use crate::model::{ResultHandling, StateKind};
@@ -32,7 +32,7 @@ impl Runner<'_> {
         &self,
         frame: &Frame<'_>,
         results: &ResultHandling,
-        input: serde_json::Value,
+        input: StateInput,
     ) -> Result<Outcome, Failure> {
         let state = frame.state;
         let mut counts: Vec<RetrierCount> = results
@@ -92,7 +92,7 @@ impl Runner<'_> {
                 return Err(failure);
             };
             let error_output = json!({"Error": failure.error.error, "Cause": failure.error.cause});
-            let output = apply_result_path(&catcher.result_path, input, error_output)
+            let output = apply_result_path(&catcher.result_path, input.into_owned(), error_output)
                 .map_err(|error| Failure::in_state(&state.path, error))?;
             self.record(HistoryEvent::Caught {
                 state: state.path.clone(),
