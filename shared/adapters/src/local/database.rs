@@ -97,10 +97,11 @@ CREATE TABLE IF NOT EXISTS pending_members (
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
-/// How the search index merges its segments, set when the tables are made. FTS5 writes the
-/// words of each commit as a new segment and by default merges four segments of a level
-/// into one of the next level as soon as it can (`automerge`), so each word is written again
-/// at every level; that merging was a sixth of the writer thread's time in the demo. Here
+/// How the search index merges its segments, set when the tables are made (and in an older
+/// file when it is opened, [`set_search_index_merging`]). FTS5 writes the words of each
+/// commit as a new segment and by default merges four segments of a level into one of the
+/// next level as soon as it can (`automerge`), so each word is written again at every
+/// level; that merging was a sixth of the writer thread's time in the demo. Here
 /// segments are merged only when a level holds 64 (`crisismerge`), which rewrites words
 /// about half as often and leaves at most 64 segments per level for a search to read: the
 /// writer thread's CPU time fell by about a tenth, and searches were no slower (README,
@@ -109,6 +110,41 @@ const SEARCH_INDEX_MERGING: &str = "
 INSERT INTO search_index (search_index, rank) VALUES ('automerge', 0);
 INSERT INTO search_index (search_index, rank) VALUES ('crisismerge', 64);
 ";
+
+/// Gives a file whose search index has FTS5's default merging (one made by an earlier
+/// version) the merging of [`SEARCH_INDEX_MERGING`], once; a file with a `crisismerge` of
+/// its own keeps it.
+fn set_search_index_merging(connection: &Connection) -> rusqlite::Result<()> {
+    let configured = |connection: &Connection| -> rusqlite::Result<bool> {
+        connection
+            .query_row(
+                "SELECT 1 FROM search_index_config WHERE k = 'crisismerge'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+    };
+    if configured(connection)? {
+        return Ok(());
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    // Read again under the write lock: another process may have just set it.
+    let set = configured(connection).and_then(|configured| {
+        if configured {
+            Ok(())
+        } else {
+            connection.execute_batch(SEARCH_INDEX_MERGING)
+        }
+    });
+    match set {
+        Ok(()) => connection.execute_batch("COMMIT"),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
 
 /// Brings a file of version 2 or 3 to version 4, in the transaction that runs [`SCHEMA`]
 /// between the two halves: the old events table is set aside (with its unique index on
@@ -537,6 +573,8 @@ impl Database {
         let operation = format!("open database {}", path.display());
         let writer_connection = open_connection(path, &operation)?;
         prepare_schema(&writer_connection, path)?;
+        set_search_index_merging(&writer_connection)
+            .map_err(|error| classify(&operation, &error))?;
         let reader = open_connection(path, &operation)?;
         // The writer's cache holds the pages it writes; the reader's holds profiles and
         // sent-notification ids, and two large caches would cost memory for nothing.
@@ -1235,7 +1273,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_file_merges_search_segments_only_when_a_level_is_full() {
+    fn search_segments_merge_only_when_a_level_is_full_in_new_and_older_files() {
         let dir = tempfile::tempdir().unwrap();
         let file = made_file(&dir);
         let setting = |key: &str| -> i64 {
@@ -1247,6 +1285,22 @@ mod tests {
             .unwrap()
         };
         assert_eq!((setting("automerge"), setting("crisismerge")), (0, 64));
+
+        // A file an earlier version made has FTS5's defaults: opening it sets the merging.
+        file.execute_batch(
+            "DELETE FROM search_index_config WHERE k IN ('automerge', 'crisismerge')",
+        )
+        .unwrap();
+        drop(open(&dir));
+        assert_eq!((setting("automerge"), setting("crisismerge")), (0, 64));
+
+        // A merging set by hand is left as it is.
+        file.execute_batch(
+            "INSERT INTO search_index (search_index, rank) VALUES ('crisismerge', 16)",
+        )
+        .unwrap();
+        drop(open(&dir));
+        assert_eq!(setting("crisismerge"), 16);
     }
 
     #[test]
