@@ -97,23 +97,23 @@ CREATE TABLE IF NOT EXISTS pending_members (
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
 
-/// How the search index merges its segments, set when the tables are made (and in an older
-/// file when it is opened, [`set_search_index_merging`]). FTS5 writes the words of each
-/// commit as a new segment and by default merges four segments of a level into one of the
-/// next level as soon as it can (`automerge`), so each word is written again at every
-/// level; that merging was a sixth of the writer thread's time in the demo. Here
-/// segments are merged only when a level holds 64 (`crisismerge`), which rewrites words
-/// about half as often and leaves at most 64 segments per level for a search to read: the
-/// writer thread's CPU time fell by about a tenth, and searches were no slower (README,
-/// benchmarks).
+/// How the search index merges its segments, set when a file that lacks it is opened (a new
+/// one, or one an earlier version made: [`set_search_index_merging`]). FTS5 writes the
+/// words of each commit as a new segment and by default merges four segments of a level
+/// into one of the next level as soon as it can (`automerge`), so each word is written
+/// again at every level; that merging was a sixth of the writer thread's time in the demo.
+/// Here segments are merged only when a level holds 64 (`crisismerge`), which rewrites
+/// words about half as often and leaves at most 64 segments per level for a search to
+/// read: the writer thread's CPU time fell by about a tenth, and searches were no slower
+/// (README, benchmarks).
 const SEARCH_INDEX_MERGING: &str = "
 INSERT INTO search_index (search_index, rank) VALUES ('automerge', 0);
 INSERT INTO search_index (search_index, rank) VALUES ('crisismerge', 64);
 ";
 
-/// Gives a file whose search index has FTS5's default merging (one made by an earlier
-/// version) the merging of [`SEARCH_INDEX_MERGING`], once; a file with a `crisismerge` of
-/// its own keeps it.
+/// Gives a file whose search index has FTS5's default merging (a new file, or one an
+/// earlier version made) the merging of [`SEARCH_INDEX_MERGING`], once; a file with a
+/// `crisismerge` of its own keeps it.
 fn set_search_index_merging(connection: &Connection) -> rusqlite::Result<()> {
     let configured = |connection: &Connection| -> rusqlite::Result<bool> {
         connection
@@ -128,22 +128,13 @@ fn set_search_index_merging(connection: &Connection) -> rusqlite::Result<()> {
     if configured(connection)? {
         return Ok(());
     }
-    connection.execute_batch("BEGIN IMMEDIATE")?;
-    // Read again under the write lock: another process may have just set it.
-    let set = configured(connection).and_then(|configured| {
-        if configured {
-            Ok(())
-        } else {
-            connection.execute_batch(SEARCH_INDEX_MERGING)
+    in_write_transaction(connection, |connection| {
+        // Read again under the write lock: another process may have just set it.
+        if configured(connection)? {
+            return Ok(());
         }
-    });
-    match set {
-        Ok(()) => connection.execute_batch("COMMIT"),
-        Err(error) => {
-            let _ = connection.execute_batch("ROLLBACK");
-            Err(error)
-        }
-    }
+        connection.execute_batch(SEARCH_INDEX_MERGING)
+    })
 }
 
 /// Brings a file of version 2 or 3 to version 4, in the transaction that runs [`SCHEMA`]
@@ -240,8 +231,9 @@ const FOLD_AFTER_MEMBERS: i64 = 200_000;
 /// Most pages a commit writes are appended rows (events, their keys, the pending deltas, a
 /// new search segment), so larger pages mean fewer log frames for the same rows: the
 /// checkpointer used about a third less CPU than with 4 KiB and the file was 8 % smaller,
-/// while the writer thread's CPU did not change measurably (README, benchmarks). A connection that commits
-/// checkpoints every 64 MiB of log (8,192 pages) rather than SQLite's 4 MiB, because each
+/// while the writer thread's CPU did not change measurably (README, benchmarks). A
+/// connection that commits checkpoints every 64 MiB of log (8,192 pages) rather than
+/// SQLite's 4 MiB, because each
 /// checkpoint copies and syncs every page written since the last, and index pages are
 /// written over and over; the writer thread does not checkpoint at all, and leaves it to a
 /// thread of its own ([`super::checkpoint`]).
@@ -390,7 +382,7 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
             ("", "")
         };
         connection.execute_batch(&format!(
-            "{before} {SCHEMA} {after} {SEARCH_INDEX_MERGING} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{before} {SCHEMA} {after} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
         Ok(Ok(()))
     })();
@@ -534,12 +526,21 @@ fn run_writer(
 
 /// Folds the pending aggregate deltas in a transaction of its own.
 fn fold_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
+    in_write_transaction(connection, fold_deltas)
+}
+
+/// Runs `work` in a write transaction of its own (taking the write lock at once), committed
+/// when it succeeds and rolled back when it or the commit fails.
+fn in_write_transaction(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
-    let folded = fold_deltas(connection).and_then(|()| connection.execute_batch("COMMIT"));
-    if folded.is_err() {
+    let done = work(connection).and_then(|()| connection.execute_batch("COMMIT"));
+    if done.is_err() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    folded
+    done
 }
 
 /// Ends a transaction that failed, and forgets the event ids it added. It may already be
@@ -1250,14 +1251,11 @@ mod tests {
     #[test]
     fn a_new_file_has_pages_of_8_kib_and_an_older_file_keeps_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        drop(open(&dir));
-        let page_size = |path: &Path| -> i64 {
-            Connection::open(path)
-                .unwrap()
-                .query_row("PRAGMA page_size", [], |row| row.get(0))
+        let page_size = |file: &Connection| -> i64 {
+            file.query_row("PRAGMA page_size", [], |row| row.get(0))
                 .unwrap()
         };
-        assert_eq!(page_size(&dir.path().join("pipeline.db")), 8192);
+        assert_eq!(page_size(&made_file(&dir)), 8192);
 
         let older = tempfile::tempdir().unwrap();
         let path = older.path().join("pipeline.db");
@@ -1269,7 +1267,7 @@ mod tests {
             .unwrap();
         // A file made by another program is refused, but opening it changes nothing.
         let _ = Database::open(&path);
-        assert_eq!(page_size(&path), 4096);
+        assert_eq!(page_size(&Connection::open(&path).unwrap()), 4096);
     }
 
     #[test]
