@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 use pipeline_adapters::local::{LocalBackend, TableSnapshot};
 use pipeline_asl::{Execution, ExecutionOptions, RecordingSleeper};
 use pipeline_domain::ports::RiskModel;
-use pipeline_domain::stages::enrich::UserProfile;
+use pipeline_domain::stages::enrich::{EnrichedEvent, UserProfile};
+use pipeline_domain::stages::store::StoredEvent;
 use pipeline_handlers::Dependencies;
 use pipeline_handlers::deps::load_model;
 use pipeline_handlers::orchestrator::Orchestrator;
@@ -244,6 +245,24 @@ pub fn embedded_model() -> Arc<dyn RiskModel> {
     MODEL
         .get_or_init(|| load_model(None).expect("the embedded model loads"))
         .clone()
+}
+
+/// The enriched events of the store stage's fixture (`events/pipeline/store-input.json`),
+/// as the production stages made them.
+pub fn store_fixture_events() -> Vec<EnrichedEvent> {
+    let input = read_json(&events_dir().join("pipeline").join("store-input.json"));
+    serde_json::from_value(input["events"].clone()).expect("enriched events")
+}
+
+/// `events` as `store` writes them, without scores.
+pub fn unscored(events: &[EnrichedEvent]) -> Vec<StoredEvent<'_>> {
+    events
+        .iter()
+        .map(|enriched| StoredEvent {
+            enriched,
+            risk: None,
+        })
+        .collect()
 }
 
 pub fn fixture_profiles() -> Vec<UserProfile> {

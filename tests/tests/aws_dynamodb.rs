@@ -30,29 +30,6 @@ fn user_event(id: &str, user: &str, kind: &str, timestamp: u64, amount: f64) -> 
     .expect("a user event")
 }
 
-/// Enriched events for the events table, built by the production stages from a fixture.
-fn enriched_events() -> Vec<pipeline_domain::stages::enrich::EnrichedEvent> {
-    let golden = pipeline_tests::read_json(
-        &pipeline_tests::events_dir()
-            .join("pipeline")
-            .join("store-input.json"),
-    );
-    serde_json::from_value(golden["events"].clone()).expect("enriched events")
-}
-
-/// The events as `store` writes them, without scores.
-fn stored(
-    events: &[pipeline_domain::stages::enrich::EnrichedEvent],
-) -> Vec<pipeline_domain::stages::store::StoredEvent<'_>> {
-    events
-        .iter()
-        .map(|enriched| pipeline_domain::stages::store::StoredEvent {
-            enriched,
-            risk: None,
-        })
-        .collect()
-}
-
 /// Counters of the aggregates table as (scope, window) -> (count, amount, distinct users).
 async fn counters(
     clients: &pipeline_aws::AwsClients,
@@ -89,7 +66,7 @@ async fn events_land_with_their_body_and_a_rewrite_replaces_them() {
     let names = moto::unique_resources();
     bootstrap(&clients, &names).await.expect("bootstrap");
     let table = DynamoEventTable::new(clients.dynamodb.clone(), &names.events_table);
-    let mut enriched = enriched_events();
+    let mut enriched = pipeline_tests::store_fixture_events();
     let original = enriched[0].clone();
     // 60 events: three BatchWriteItem requests of at most 25.
     while enriched.len() < 60 {
@@ -97,7 +74,7 @@ async fn events_land_with_their_body_and_a_rewrite_replaces_them() {
         copy.event.event_id = format!("evt-{}", enriched.len());
         enriched.push(copy);
     }
-    let events = stored(&enriched);
+    let events = pipeline_tests::unscored(&enriched);
     table.put_events(&events).await.expect("put events");
     table.put_events(&events).await.expect("put events again");
     let items = moto::scan(&clients, &names.events_table).await;
@@ -152,8 +129,11 @@ async fn unprocessed_items_and_throttling_are_retried_until_every_item_lands() {
     };
     let table =
         DynamoEventTable::new(clients.dynamodb.clone(), &names.events_table).with_backoff(backoff);
-    let enriched = enriched_events();
-    let events: Vec<_> = stored(&enriched).into_iter().take(3).collect();
+    let enriched = pipeline_tests::store_fixture_events();
+    let events: Vec<_> = pipeline_tests::unscored(&enriched)
+        .into_iter()
+        .take(3)
+        .collect();
     table.put_events(&events).await.expect("put events");
     assert!(
         proxy.seen("BatchWriteItem") >= 3,

@@ -21,8 +21,7 @@ use pipeline_aws::sns::{SnsNotifier, topic_arn_by_name};
 use pipeline_domain::StorageError;
 use pipeline_domain::ports::{BatchStaging, DataLake, Notifier, ObjectSource};
 use pipeline_domain::sources::{Streamed, open_stream};
-use pipeline_domain::stages::enrich::EnrichedEvent;
-use pipeline_domain::stages::store::{Notification, NotificationKind, StoredEvent};
+use pipeline_domain::stages::store::{Notification, NotificationKind};
 use pipeline_tests::fault_proxy::{FaultProxy, Verdict};
 use pipeline_tests::moto;
 use serde_json::{Value, json};
@@ -67,29 +66,13 @@ async fn put(clients: &AwsClients, bucket: &str, key: &str, body: Vec<u8>) {
         .unwrap_or_else(|error| panic!("put s3://{bucket}/{key}: {error:?}"));
 }
 
-/// Enriched events built by the production stages, from the store stage's fixture.
-fn enriched_events() -> Vec<EnrichedEvent> {
-    let input = pipeline_tests::read_json(
-        &pipeline_tests::events_dir()
-            .join("pipeline")
-            .join("store-input.json"),
-    );
-    serde_json::from_value(input["events"].clone()).expect("enriched events")
-}
-
 #[tokio::test]
 async fn lake_objects_land_under_their_exact_keys_and_are_replaced() {
     let clients = moto::clients().await;
     let bucket = bucket(&clients, "lake").await;
     let lake = S3Lake::new(clients.s3.clone(), &bucket);
-    let enriched = enriched_events();
-    let events: Vec<StoredEvent> = enriched
-        .iter()
-        .map(|enriched| StoredEvent {
-            enriched,
-            risk: None,
-        })
-        .collect();
+    let enriched = pipeline_tests::store_fixture_events();
+    let events = pipeline_tests::unscored(&enriched);
 
     let key = "events/dt=2023-11-14/hour=22/bat_lake.parquet";
     lake.put_events(key, &events).await.expect("put events");
