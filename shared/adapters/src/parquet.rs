@@ -78,18 +78,11 @@ fn record_batch(events: &[StoredEvent]) -> Result<RecordBatch, String> {
     let mut timestamps = Float64Builder::with_capacity(rows);
     let mut times = TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut scores = Float32Builder::with_capacity(rows);
-    let mut data = StringBuilder::with_capacity(rows, rows * 64);
-    let mut encoded = Vec::new();
     for stored in events {
         let millis = stored.enriched.event.timestamp_millis();
         timestamps.append_value(millis);
         times.append_value(millis.floor() as i64);
         scores.append_option(stored.risk.map(|risk| risk.score));
-        encoded.clear();
-        serde_json::to_writer(&mut encoded, &stored.enriched.event.data)
-            .map_err(|error| error.to_string())?;
-        // serde_json writes UTF-8 only.
-        data.append_value(std::str::from_utf8(&encoded).map_err(|error| error.to_string())?);
     }
     let columns: Vec<ArrayRef> = vec![
         strings(&|e| Some(&e.enriched.event.event_id)),
@@ -97,7 +90,7 @@ fn record_batch(events: &[StoredEvent]) -> Result<RecordBatch, String> {
         strings(&|e| Some(&e.enriched.event.event_type)),
         Arc::new(timestamps.finish()),
         Arc::new(times.finish()),
-        Arc::new(data.finish()),
+        strings(&|e| Some(e.enriched.event.data.json())),
         strings(&|e| Some(e.enriched.source.kind.as_str())),
         strings(&|e| Some(&e.enriched.source.id)),
         strings(&|e| Some(&e.enriched.processed_at)),

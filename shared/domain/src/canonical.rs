@@ -4,46 +4,52 @@
 //! so the canonical form is written here: object keys sorted by their UTF-8 bytes, no
 //! insignificant whitespace, numbers and strings as `serde_json` writes them.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// Appends the canonical encoding of `value` to `out`.
-pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => write_canonical_object(map, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
+/// A JSON value in its canonical form: `serde_json` writes it with every object's keys
+/// sorted by their UTF-8 bytes, whatever order the value's maps keep them in.
+struct Canonical<'a>(&'a Value);
+
+/// A JSON object in its canonical form (see [`Canonical`]).
+struct CanonicalObject<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self.0 {
+            Value::Object(map) => CanonicalObject(map).serialize(serializer),
+            Value::Array(items) => {
+                let mut sequence = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    sequence.serialize_element(&Canonical(item))?;
                 }
-                write_canonical(item, out);
+                sequence.end()
             }
-            out.push(b']');
-        }
-        Value::String(text) => write_string(text, out),
-        scalar => {
-            // Null, booleans and numbers have exactly one encoding in serde_json; writing
-            // into memory cannot fail.
-            serde_json::to_writer(&mut *out, scalar).expect("writing a JSON scalar into memory");
+            // Null, booleans, numbers and strings have exactly one encoding in serde_json.
+            scalar => scalar.serialize(serializer),
         }
     }
 }
 
-/// Appends the canonical encoding of a JSON object to `out`.
-pub fn write_canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    out.push(b'{');
-    for (index, (key, item)) in entries.into_iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
+impl serde::Serialize for CanonicalObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut entries: Vec<(&String, &Value)> = self.0.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (key, item) in entries {
+            map.serialize_entry(key, &Canonical(item))?;
         }
-        write_string(key, out);
-        out.push(b':');
-        write_canonical(item, out);
+        map.end()
     }
-    out.push(b'}');
+}
+
+/// The canonical text of a JSON object, as a raw JSON value that is written out as it is.
+pub fn canonical_object_text(map: &Map<String, Value>) -> Box<RawValue> {
+    // A map with string keys always encodes.
+    serde_json::value::to_raw_value(&CanonicalObject(map)).expect("encoding a JSON object")
 }
 
 /// Appends a JSON string literal to `out`.
@@ -120,14 +126,10 @@ mod tests {
     fn key_order_does_not_change_the_encoding() {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,"x"],"x":null}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#).unwrap();
-        let (mut left, mut right) = (Vec::new(), Vec::new());
-        write_canonical(&a, &mut left);
-        write_canonical(&b, &mut right);
-        assert_eq!(left, right);
-        assert_eq!(
-            String::from_utf8(left).unwrap(),
-            r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#
-        );
+        let left = serde_json::to_string(&Canonical(&a)).unwrap();
+        let right = canonical_object_text(b.as_object().unwrap());
+        assert_eq!(left, right.get());
+        assert_eq!(left, r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#);
     }
 
     #[test]

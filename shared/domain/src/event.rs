@@ -1,9 +1,10 @@
 //! The canonical user event and where each record came from.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
 
-use crate::canonical::{digest_id, write_canonical_object, write_string};
+use crate::canonical::{digest_id, write_string};
+pub use crate::event_data::EventData;
 
 /// A user event that passed the contract in `schemas/user-event.schema.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,7 +16,7 @@ pub struct UserEvent {
     pub event_type: String,
     /// Milliseconds since the Unix epoch, kept as the number the client sent.
     pub timestamp: Number,
-    pub data: Map<String, Value>,
+    pub data: EventData,
 }
 
 impl UserEvent {
@@ -26,12 +27,12 @@ impl UserEvent {
 
     /// `data.amount` when it is a number.
     pub fn amount(&self) -> Option<f64> {
-        self.data.get("amount").and_then(Value::as_f64)
+        self.data.amount()
     }
 
     /// `data.userAgent` when it is a string.
     pub fn user_agent(&self) -> Option<&str> {
-        self.data.get("userAgent").and_then(Value::as_str)
+        self.data.user_agent()
     }
 }
 
@@ -43,11 +44,11 @@ pub fn derive_event_id(
     user_id: &str,
     event_type: &str,
     timestamp: &Number,
-    data: &Map<String, Value>,
+    data: &EventData,
 ) -> String {
-    let mut buffer = Vec::with_capacity(512);
+    let mut buffer = Vec::with_capacity(data.json().len() + 128);
     buffer.extend_from_slice(b"{\"data\":");
-    write_canonical_object(data, &mut buffer);
+    buffer.extend_from_slice(data.json().as_bytes());
     buffer.extend_from_slice(b",\"eventType\":");
     write_string(event_type, &mut buffer);
     buffer.extend_from_slice(b",\"timestamp\":");
@@ -164,13 +165,17 @@ mod tests {
 
     #[test]
     fn derived_ids_ignore_key_order_and_follow_content() {
-        let data_a = json!({"amount": 12.5, "sku": "A1"});
-        let data_b: Value = serde_json::from_str(r#"{"sku":"A1","amount":12.5}"#).unwrap();
+        let data_a: EventData =
+            serde_json::from_value(json!({"amount": 12.5, "sku": "A1"})).unwrap();
+        let data_b: EventData = serde_json::from_str(r#"{"sku":"A1","amount":12.5}"#).unwrap();
         let ts = Number::from(1_700_000_000_000_u64);
-        let a = derive_event_id("u1", "purchase", &ts, data_a.as_object().unwrap());
-        let b = derive_event_id("u1", "purchase", &ts, data_b.as_object().unwrap());
+        let a = derive_event_id("u1", "purchase", &ts, &data_a);
+        let b = derive_event_id("u1", "purchase", &ts, &data_b);
         assert_eq!(a, b);
-        let c = derive_event_id("u2", "purchase", &ts, data_a.as_object().unwrap());
+        let c = derive_event_id("u2", "purchase", &ts, &data_a);
         assert_ne!(a, c);
+        // The digest of `{"data":{"amount":12.5,"sku":"A1"},"eventType":"purchase",
+        // "timestamp":1700000000000,"userId":"u1"}`: ids must not change between versions.
+        assert_eq!(a, "evt_d4bb9c63a3370a97405a6700e90ef0f5");
     }
 }

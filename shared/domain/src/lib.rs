@@ -8,6 +8,7 @@
 pub mod canonical;
 pub mod error;
 pub mod event;
+mod event_data;
 pub mod ports;
 pub mod schema;
 pub mod sources;
@@ -16,4 +17,4 @@ pub mod synth;
 pub mod training;
 
 pub use error::{ErrorClass, StorageError};
-pub use event::{SourceKind, SourceRef, UserEvent};
+pub use event::{EventData, SourceKind, SourceRef, UserEvent};

@@ -7,7 +7,7 @@ use jsonschema::error::ValidationErrorKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
-use crate::event::{UserEvent, derive_event_id};
+use crate::event::{EventData, UserEvent, derive_event_id};
 
 /// The contract, embedded so that every binary validates against the file in the repository.
 pub const USER_EVENT_SCHEMA: &str = include_str!("../../../schemas/user-event.schema.json");
@@ -75,8 +75,8 @@ pub fn check_event(value: Value) -> Result<UserEvent, Vec<FieldError>> {
         _ => Number::from(0),
     };
     let data = match object.remove("data") {
-        Some(Value::Object(data)) => data,
-        _ => Map::new(),
+        Some(Value::Object(data)) => EventData::from_map(&data),
+        _ => EventData::default(),
     };
     let event_id = match object.remove("eventId") {
         Some(Value::String(id)) => id,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value, json};
 
-use crate::event::{SourceKind, SourceRef, UserEvent, derive_event_id};
+use crate::event::{EventData, SourceKind, SourceRef, UserEvent, derive_event_id};
 use crate::stages::enrich::{FEATURE_NAMES, UserProfile, enrich, parse_user_agent};
 use crate::stages::validate::ValidEvent;
 use crate::synth::{SplitMix64, USER_AGENTS};
@@ -179,6 +179,7 @@ fn purchase(
     data.insert("currency".to_owned(), Value::String("EUR".to_owned()));
     data.insert("userAgent".to_owned(), Value::String(agent.to_owned()));
     let timestamp = Number::from(timestamp);
+    let data = EventData::from(data);
     let event_id = derive_event_id(user_id, "purchase", &timestamp, &data);
     ValidEvent {
         source: SourceRef {

@@ -1321,7 +1321,7 @@ mod tests {
             user_id: user.to_owned(),
             event_type: "click".to_owned(),
             timestamp: serde_json::Number::from(timestamp),
-            data: serde_json::Map::new(),
+            data: Default::default(),
         }
     }
 

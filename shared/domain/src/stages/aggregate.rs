@@ -230,7 +230,7 @@ mod tests {
             user_id: user.into(),
             event_type: kind.into(),
             timestamp: Number::from(timestamp),
-            data,
+            data: data.into(),
         }
     }
 

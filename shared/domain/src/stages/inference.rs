@@ -180,7 +180,7 @@ mod tests {
                         user_id: "u".into(),
                         event_type: "purchase".into(),
                         timestamp: Number::from(1_700_000_000_000_u64),
-                        data,
+                        data: data.into(),
                     },
                 }
             })

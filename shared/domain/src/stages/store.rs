@@ -263,27 +263,33 @@ fn join_scores<'a>(
 fn search_document(stored: &StoredEvent<'_>, with_body: bool) -> SearchDocument {
     let enriched = &stored.enriched;
     let event = &enriched.event;
-    let mut words = vec![event.event_type.clone(), event.user_id.clone()];
+    // The words joined by single spaces, written straight into the text.
+    let mut text = String::with_capacity(160);
+    let mut first = true;
+    let mut add = |word: &str| {
+        if !first {
+            text.push(' ');
+        }
+        first = false;
+        text.push_str(word);
+    };
+    add(&event.event_type);
+    add(&event.user_id);
     if let Some(device) = &enriched.device {
-        words.extend([
-            device.category.clone(),
-            device.os.clone(),
-            device.browser.clone(),
-        ]);
+        add(&device.category);
+        add(&device.os);
+        add(&device.browser);
     }
     if let Some(profile) = &enriched.profile {
-        words.extend([profile.segment.clone(), profile.country.clone()]);
+        add(&profile.segment);
+        add(&profile.country);
     }
-    words.extend(
-        event
-            .data
-            .values()
-            .filter_map(Value::as_str)
-            .map(str::to_owned),
-    );
+    for value in event.data.string_values() {
+        add(&value);
+    }
     SearchDocument {
         event_id: event.event_id.clone(),
-        text: words.join(" "),
+        text,
         body: if with_body {
             serde_json::to_value(stored).unwrap_or(Value::Null)
         } else {
