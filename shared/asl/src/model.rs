@@ -55,6 +55,13 @@ pub(crate) enum Filter {
     Null,
 }
 
+impl Filter {
+    /// `$`: the filter selects the whole value.
+    pub(crate) fn is_whole_input(&self) -> bool {
+        matches!(self, Filter::Path(path) if path.is_root())
+    }
+}
+
 /// The `InputPath` and `OutputPath` of a state (`$` when absent).
 #[derive(Debug, Clone)]
 pub(crate) struct Filters {

@@ -425,3 +425,72 @@ async fn intrinsic_failures_can_be_caught() {
     let execution = common::run_with(&definition, json!({"list": [1]}), &FnHandler::echo()).await;
     assert_eq!(execution.result, Ok(json!(error_names::INTRINSIC_FAILURE)));
 }
+
+/// Sizes passed along from one state to the next are the sizes each input really has: every
+/// `StateEntered` records the compact JSON size of what the state received, which is what
+/// the previous state (or the execution, or the Parallel around a branch) sent.
+#[tokio::test]
+async fn each_state_input_is_recorded_with_its_own_size() {
+    let definition = json!({"StartAt": "Shape", "States": {
+        "Shape": {"Type": "Pass", "Parameters": {"text.$": "$.text", "n": 1}, "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": "work", "Next": "Both"},
+        "Both": {"Type": "Parallel", "Parameters": {"twice.$": "States.Array($.text, $.text)"},
+                 "End": true, "Branches": [
+            {"StartAt": "Left", "States": {"Left": {"Type": "Pass", "End": true}}},
+            {"StartAt": "Right", "States": {"Right": {"Type": "Pass", "Result": "r", "End": true}}}]}}});
+    let input = json!({"text": "été", "ignored": [1, 2, 3]});
+    let handler =
+        FnHandler::new(|_, input: Value, _| Ok(json!({"text": input["text"], "worked": true})));
+    let (options, _) = options();
+    let execution = common::machine(&definition)
+        .execute(input.clone(), &handler, &options)
+        .await;
+    execution.result.as_ref().expect("succeeds");
+    let entered: Vec<(String, usize)> = execution
+        .history
+        .iter()
+        .filter_map(|event| match event {
+            HistoryEvent::StateEntered { state, input_bytes } => {
+                Some((state.clone(), *input_bytes))
+            }
+            _ => None,
+        })
+        .collect();
+    let size = |value: Value| value.to_string().len();
+    let shaped = json!({"text": "été", "n": 1});
+    let worked = json!({"text": "été", "worked": true});
+    let twice = json!({"twice": ["été", "été"]});
+    assert_eq!(
+        entered,
+        vec![
+            ("Shape".to_owned(), size(input)),
+            ("Work".to_owned(), size(shaped)),
+            ("Both".to_owned(), size(worked)),
+            ("Both/branch 0/Left".to_owned(), size(twice.clone())),
+            ("Both/branch 1/Right".to_owned(), size(twice)),
+        ]
+    );
+}
+
+/// An input built by `Parameters` is measured on its own, however small the state's input.
+#[tokio::test]
+async fn a_built_task_input_over_the_limit_fails_before_the_task_runs() {
+    let definition = single(json!({"Type": "Task", "Resource": "work", "End": true,
+        "Parameters": {"a.$": "$.text", "b.$": "$.text", "c.$": "$.text"}}));
+    let (mut options, _) = options();
+    options.payload_limit_bytes = 300;
+    let handler = FnHandler::echo();
+    let execution = common::machine(&definition)
+        .execute(json!({"text": "z".repeat(120)}), &handler, &options)
+        .await;
+    let failure = execution
+        .result
+        .expect_err("the built input is over 300 bytes");
+    assert_eq!(failure.error, error_names::DATA_LIMIT_EXCEEDED);
+    assert!(
+        failure.cause.contains("built an input"),
+        "{}",
+        failure.cause
+    );
+    assert!(handler.calls().is_empty());
+}

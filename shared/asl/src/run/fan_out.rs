@@ -32,12 +32,21 @@ impl Runner<'_> {
                 retry_count,
             )
             .map_err(in_state)?;
-        self.check_size(state, PayloadKind::EffectiveInput, &effective)
+        let effective_bytes = self
+            .check_effective_size(
+                frame,
+                &parallel.filters,
+                parallel.parameters.as_ref(),
+                &effective,
+            )
             .map_err(in_state)?;
-        let branches = parallel
-            .branches
-            .iter()
-            .map(|branch| self.run_scope(branch, StateInput::Owned(effective.clone())));
+        let branches = parallel.branches.iter().map(|branch| {
+            self.run_scope(
+                branch,
+                StateInput::Owned(effective.clone()),
+                Some(effective_bytes),
+            )
+        });
         let result = Value::Array(try_join_all(branches).await?);
         self.check_size(state, PayloadKind::Result, &result)
             .map_err(in_state)?;
@@ -89,15 +98,19 @@ impl Runner<'_> {
         let effective = &effective;
         let iterations =
             stream::iter(items.into_iter().enumerate()).map(|(index, item)| async move {
-                let iteration_input = self
+                let (iteration_input, input_bytes) = self
                     .iteration_input(frame, map, effective, index, &item, retry_count)
                     .map_err(|error| Failure::in_state(&state.path, error))?;
                 self.record(HistoryEvent::MapIterationStarted {
                     state: state.path.clone(),
                     index,
                 });
-                self.run_scope(&map.processor, StateInput::Owned(iteration_input))
-                    .await
+                self.run_scope(
+                    &map.processor,
+                    StateInput::Owned(iteration_input),
+                    input_bytes,
+                )
+                .await
             });
         let outputs: Vec<Value> = iterations.buffered(limit).try_collect().await?;
         let result = Value::Array(outputs);
@@ -114,7 +127,8 @@ impl Runner<'_> {
         .map_err(in_state)
     }
 
-    /// One iteration's input: the item, or the `ItemSelector` built with `$$.Map.Item`.
+    /// One iteration's input: the item, or the `ItemSelector` built with `$$.Map.Item`, and
+    /// the size of what was built (an item is measured when its iteration starts).
     fn iteration_input(
         &self,
         frame: &Frame<'_>,
@@ -123,15 +137,15 @@ impl Runner<'_> {
         index: usize,
         item: &Value,
         retry_count: u32,
-    ) -> Result<Value, StateError> {
+    ) -> Result<(Value, Option<usize>), StateError> {
         let Some(template) = &map.item_selector else {
-            return Ok(item.clone());
+            return Ok((item.clone(), None));
         };
         let mut view = self.context_view(frame, retry_count);
         view.map_item = Some((index, item));
         let environment = Environment::new(effective, &view, &self.random, frame.entered_event);
         let built = template.evaluate(&environment)?;
-        self.check_size(frame.state, PayloadKind::EffectiveInput, &built)?;
-        Ok(built)
+        let bytes = self.check_size(frame.state, PayloadKind::EffectiveInput, &built)?;
+        Ok((built, Some(bytes)))
     }
 }

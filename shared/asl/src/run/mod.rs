@@ -15,8 +15,9 @@ use crate::context::{ContextView, ExecutionContext, format_timestamp};
 use crate::error::{Failure, StateError, names};
 use crate::history::HistoryEvent;
 use crate::limits::{PayloadKind, data_limit_error, serialized_size};
-use crate::model::{Scope, State, StateKind, Transition};
+use crate::model::{Filters, Scope, State, StateKind, Transition};
 use crate::random::SplitMix64;
+use crate::template::Template;
 use crate::{Execution, ExecutionOptions, StateMachine, TaskHandler};
 
 /// Step Functions fails an execution whose history reaches 25,000 events. This interpreter
@@ -66,6 +67,8 @@ pub(crate) struct Frame<'s> {
     pub(crate) entered_time: String,
     /// The number of the history event that recorded the state's entry (1-based).
     pub(crate) entered_event: usize,
+    /// The size of the state's input as JSON, for an effective input that is all of it.
+    pub(crate) input_bytes: usize,
 }
 
 #[derive(Default)]
@@ -114,7 +117,7 @@ pub(crate) async fn execute(
             state: None,
         })
     } else {
-        let run = runner.run_scope(&machine.root, StateInput::Shared(input));
+        let run = runner.run_scope(&machine.root, StateInput::Shared(input), Some(input_bytes));
         match machine.timeout_seconds {
             None => run.await,
             Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
@@ -191,6 +194,23 @@ impl<'a> Runner<'a> {
         self.check_bytes(state, kind, serialized_size(value))
     }
 
+    /// Checks the input a Task or Parallel state built (`effective`), measuring it only when
+    /// it is not the state's whole input (an `InputPath` other than `$`, or `Parameters`).
+    fn check_effective_size(
+        &self,
+        frame: &Frame<'_>,
+        filters: &Filters,
+        parameters: Option<&Template>,
+        effective: &Value,
+    ) -> Result<usize, StateError> {
+        let bytes = if parameters.is_none() && filters.input_path.is_whole_input() {
+            frame.input_bytes
+        } else {
+            serialized_size(effective)
+        };
+        self.check_bytes(frame.state, PayloadKind::EffectiveInput, bytes)
+    }
+
     /// Like `check_size`, for a payload already measured.
     fn check_bytes(
         &self,
@@ -230,14 +250,17 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs a scope from its `StartAt` to a terminal state, giving that state's output.
+    /// `input_bytes` is the input's size as JSON when the caller has measured it already.
     pub(crate) fn run_scope<'s>(
         &'s self,
         scope: &'s Scope,
         input: StateInput,
+        input_bytes: Option<usize>,
     ) -> BoxFuture<'s, Result<Value, Failure>> {
         Box::pin(async move {
             let mut current = scope.start_at.clone();
             let mut input = input;
+            let mut input_bytes = input_bytes;
             loop {
                 let Some(state) = scope.state(&current) else {
                     return Err(Failure {
@@ -255,12 +278,14 @@ impl<'a> Runner<'a> {
                         )),
                     ));
                 }
-                match self.run_state(state, input).await {
-                    Ok(Step::Next(next, output)) => {
+                match self.run_state(state, input, input_bytes).await {
+                    Ok((Step::Next(next, output), output_bytes)) => {
+                        // A state's output is the next state's input: measured once.
                         current = next;
                         input = StateInput::Owned(output);
+                        input_bytes = Some(output_bytes);
                     }
-                    Ok(Step::End(output)) => return Ok(output),
+                    Ok((Step::End(output), _)) => return Ok(output),
                     Err(failure) => {
                         self.record(HistoryEvent::StateFailed {
                             state: state.path.clone(),
@@ -274,10 +299,18 @@ impl<'a> Runner<'a> {
         })
     }
 
-    /// Runs one state: records its entry, checks its input and output sizes, and leaves.
-    async fn run_state(&self, state: &State, input: StateInput) -> Result<Step, Failure> {
+    /// Runs one state: records its entry, checks its input and output sizes, and leaves
+    /// with where to go next and the size of its output. `known_bytes` is the input's size
+    /// when it was measured already (as the previous state's output, or the execution's
+    /// input).
+    async fn run_state(
+        &self,
+        state: &State,
+        input: StateInput,
+        known_bytes: Option<usize>,
+    ) -> Result<(Step, usize), Failure> {
         let entered_time = self.now_text();
-        let input_bytes = serialized_size(&input);
+        let input_bytes = known_bytes.unwrap_or_else(|| serialized_size(&input));
         let entered_event = self.record(HistoryEvent::StateEntered {
             state: state.path.clone(),
             input_bytes,
@@ -289,6 +322,7 @@ impl<'a> Runner<'a> {
             state,
             entered_time,
             entered_event,
+            input_bytes,
         };
         let (step, transition) = match &state.kind {
             StateKind::Pass(pass) => (
@@ -344,7 +378,7 @@ impl<'a> Runner<'a> {
             state: state.path.clone(),
             output_bytes,
         });
-        Ok(step)
+        Ok((step, output_bytes))
     }
 }
 

@@ -45,7 +45,7 @@ impl Runner<'_> {
                 retry_count,
             )
             .map_err(in_state)?;
-        self.check_size(state, PayloadKind::EffectiveInput, &effective)
+        self.check_effective_size(frame, &task.filters, task.parameters.as_ref(), &effective)
             .map_err(in_state)?;
         self.record(HistoryEvent::TaskScheduled {
             state: state.path.clone(),
