@@ -126,7 +126,7 @@ struct RunArgs {
     /// The execution input for --definition.
     #[arg(long, requires = "definition")]
     input: Option<PathBuf>,
-    /// Executions run at once (default: two per core).
+    /// Executions run at once (default: four per core).
     #[arg(long)]
     concurrency: Option<usize>,
 }
