@@ -10,7 +10,7 @@
 //! contribution: a table that finds some event ids already applied applies
 //! [`AggregateDeltas::without`] those events instead, so no event is counted twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -153,8 +153,8 @@ fn sum<'a>(
     contributions: impl Iterator<Item = Contribution<'a>>,
 ) -> (Vec<CounterDelta>, Vec<WindowMember>) {
     // Accumulate on borrowed keys (no allocation per event), then render and sort once.
-    let mut counters: HashMap<(Scope<'a>, i64), (u64, f64)> = HashMap::new();
-    let mut members: HashSet<(Scope<'a>, i64, &'a str)> = HashSet::new();
+    let mut counters: foldhash::HashMap<(Scope<'a>, i64), (u64, f64)> = Default::default();
+    let mut members: foldhash::HashSet<(Scope<'a>, i64, &'a str)> = Default::default();
     for contribution in contributions {
         let window = contribution.window_start;
         let by_type = Scope::Type(contribution.event_type);

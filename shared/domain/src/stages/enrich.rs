@@ -1,7 +1,7 @@
 //! `enrich`: partition keys, processing time, device, user profile and the risk features.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,14 @@ impl Device {
     /// The key stored in a profile's known devices.
     pub fn key(&self) -> String {
         format!("{}/{}", self.os, self.browser)
+    }
+
+    /// Whether `key` is this device's [`Device::key`], compared without building the key.
+    fn is_key(&self, key: &str) -> bool {
+        key.len() == self.os.len() + 1 + self.browser.len()
+            && key.starts_with(self.os.as_str())
+            && key.ends_with(self.browser.as_str())
+            && key.as_bytes()[self.os.len()] == b'/'
     }
 
     fn is_mobile(&self) -> bool {
@@ -120,18 +128,22 @@ impl RiskFeatures {
 }
 
 /// An event with everything enrichment adds.
+///
+/// The parts that many events of a batch have in common (the processing time, the
+/// partition, the device, the profile's segment and country) are shared between them
+/// rather than copied into each; their JSON is the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrichedEvent {
     pub event: UserEvent,
     pub source: SourceRef,
-    pub partition: Partition,
+    pub partition: Arc<Partition>,
     /// When the pipeline processed the event, RFC 3339 in UTC.
-    pub processed_at: String,
+    pub processed_at: Arc<str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<Device>,
+    pub device: Option<Arc<Device>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<ProfileSummary>,
+    pub profile: Option<Arc<ProfileSummary>>,
     pub features: RiskFeatures,
 }
 
@@ -141,20 +153,26 @@ pub fn enrich(
     profiles: &HashMap<String, UserProfile>,
     now_millis: i64,
 ) -> Vec<EnrichedEvent> {
-    let processed_at = rfc3339_millis(now_millis);
-    let mut per_user: HashMap<&str, usize> = HashMap::new();
+    let processed_at: Arc<str> = Arc::from(rfc3339_millis(now_millis));
+    let mut per_user: foldhash::HashMap<&str, usize> =
+        HashMap::with_capacity_and_hasher(events.len(), Default::default());
     for valid in &events {
         *per_user.entry(valid.event.user_id.as_str()).or_default() += 1;
     }
-    // Parsing a user agent is the costliest step, and agents repeat within a batch.
-    let mut devices: HashMap<String, Device> = HashMap::new();
-    let burst: HashMap<String, usize> = per_user
-        .into_iter()
-        .map(|(user, count)| (user.to_owned(), count))
+    let events_of_user: Vec<usize> = events
+        .iter()
+        .map(|valid| per_user[valid.event.user_id.as_str()])
         .collect();
+    drop(per_user);
+    // Parsing a user agent is the costliest step, and agents repeat within a batch; so do
+    // partitions (by the hour) and profile summaries.
+    let mut devices: foldhash::HashMap<String, Arc<Device>> = Default::default();
+    let mut partitions: foldhash::HashMap<i64, Arc<Partition>> = Default::default();
+    let mut summaries: foldhash::HashMap<(&str, &str), Arc<ProfileSummary>> = Default::default();
     events
         .into_iter()
-        .map(|valid| {
+        .zip(events_of_user)
+        .map(|(valid, events_of_user)| {
             let profile = profiles.get(&valid.event.user_id);
             let device = valid
                 .event
@@ -162,21 +180,33 @@ pub fn enrich(
                 .map(|agent| match devices.get(agent) {
                     Some(device) => device.clone(),
                     None => {
-                        let device = parse_user_agent(agent);
+                        let device = Arc::new(parse_user_agent(agent));
                         devices.insert(agent.to_owned(), device.clone());
                         device
                     }
                 });
-            let events_of_user = burst.get(&valid.event.user_id).copied().unwrap_or(1);
-            let features = risk_features(&valid.event, device.as_ref(), profile, events_of_user);
+            let features = risk_features(&valid.event, device.as_deref(), profile, events_of_user);
+            let millis = valid.event.timestamp_millis().floor() as i64;
+            let partition = partitions
+                .entry(millis.div_euclid(3_600_000))
+                .or_insert_with(|| Arc::new(partition_of(millis as f64)))
+                .clone();
+            let profile = profile.map(|found| {
+                summaries
+                    .entry((found.segment.as_str(), found.country.as_str()))
+                    .or_insert_with(|| {
+                        Arc::new(ProfileSummary {
+                            segment: found.segment.clone(),
+                            country: found.country.clone(),
+                        })
+                    })
+                    .clone()
+            });
             EnrichedEvent {
-                partition: partition_of(valid.event.timestamp_millis()),
+                partition,
                 processed_at: processed_at.clone(),
                 device,
-                profile: profile.map(|found| ProfileSummary {
-                    segment: found.segment.clone(),
-                    country: found.country.clone(),
-                }),
+                profile,
                 features,
                 event: valid.event,
                 source: valid.source,
@@ -238,7 +268,9 @@ fn risk_features(
         _ => 1.0,
     };
     let is_new_device = match (profile, device) {
-        (Some(found), Some(device)) => !found.known_devices.contains(&device.key()),
+        (Some(found), Some(device)) => {
+            !found.known_devices.iter().any(|known| device.is_key(known))
+        }
         (Some(_), None) => false,
         (None, _) => true,
     };
@@ -448,5 +480,89 @@ mod tests {
         assert_eq!(device.category, "smartphone");
         assert_eq!(device.os, "iPhone");
         assert_eq!(device.browser, "Safari");
+    }
+
+    fn valid(user: &str, timestamp: u64, agent: &str) -> ValidEvent {
+        let event: UserEvent = serde_json::from_value(serde_json::json!({
+            "eventId": format!("evt-{user}-{timestamp}"), "userId": user, "eventType": "click",
+            "timestamp": timestamp, "data": {"userAgent": agent},
+        }))
+        .unwrap();
+        ValidEvent {
+            source: SourceRef {
+                kind: crate::event::SourceKind::Direct,
+                id: format!("item-{timestamp}"),
+                index: 0,
+            },
+            event,
+        }
+    }
+
+    #[test]
+    fn events_share_their_common_parts_and_write_them_in_full() {
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        let profile = UserProfile {
+            user_id: "u1".into(),
+            segment: "vip".into(),
+            country: "DE".into(),
+            signup_timestamp: 0,
+            average_amount: 10.0,
+            known_devices: vec!["Linux/Chrome".into()],
+        };
+        let mut second = profile.clone();
+        second.user_id = "u2".into();
+        let profiles = HashMap::from([("u1".to_owned(), profile), ("u2".to_owned(), second)]);
+        let hour = 1_700_000_000_000;
+        let events = vec![
+            valid("u1", hour, agent),
+            valid("u2", hour + 1_000, agent),
+            valid("u3", hour + 3_600_000, agent),
+        ];
+        let enriched = enrich(events, &profiles, 0);
+        assert!(Arc::ptr_eq(&enriched[0].partition, &enriched[1].partition));
+        assert_eq!(enriched[2].partition.hour, "23");
+        let device = |index: usize| enriched[index].device.clone().unwrap();
+        assert!(Arc::ptr_eq(&device(0), &device(2)));
+        let summary = |index: usize| enriched[index].profile.clone().unwrap();
+        assert!(Arc::ptr_eq(&summary(0), &summary(1)));
+        assert!(enriched[2].profile.is_none());
+        assert!(Arc::ptr_eq(
+            &enriched[0].processed_at,
+            &enriched[2].processed_at
+        ));
+        // A known device, compared without building its key; no profile means a new device.
+        assert_eq!(enriched[0].features.is_new_device, 0.0);
+        assert_eq!(enriched[2].features.is_new_device, 1.0);
+        let json = serde_json::to_value(&enriched[0]).unwrap();
+        assert_eq!(
+            json["partition"],
+            serde_json::json!({"dt": "2023-11-14", "hour": "22"})
+        );
+        assert_eq!(
+            json["profile"],
+            serde_json::json!({"segment": "vip", "country": "DE"})
+        );
+        assert_eq!(json["device"]["browser"], "Chrome");
+        assert_eq!(json["processedAt"], "1970-01-01T00:00:00.000Z");
+        let back: EnrichedEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, enriched[0]);
+    }
+
+    #[test]
+    fn a_device_key_is_matched_exactly() {
+        let device = parse_user_agent(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+        );
+        for key in [
+            "Linux/Chrome",
+            "Linux/Chrom",
+            "Linux/Chromee",
+            "Linux-Chrome",
+            "LinuxChrome",
+            "",
+            "Linux/",
+        ] {
+            assert_eq!(device.is_key(key), device.key() == key, "{key:?}");
+        }
     }
 }

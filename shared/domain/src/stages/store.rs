@@ -4,7 +4,7 @@
 //! id, data lake objects by partition and batch id, search documents by event id,
 //! notifications by a deterministic id, and aggregate deltas are applied once per batch id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -241,7 +241,7 @@ fn join_scores<'a>(
     events: &'a [EnrichedEvent],
     scores: &'a [RiskScore],
 ) -> Result<Vec<StoredEvent<'a>>, StoreError> {
-    let mut by_event: HashMap<&str, &RiskScore> = scores
+    let mut by_event: foldhash::HashMap<&str, &RiskScore> = scores
         .iter()
         .map(|score| (score.event_id.as_str(), score))
         .collect();

@@ -1,7 +1,5 @@
 //! `validate`: every record accepted as a [`UserEvent`] or rejected with all its errors.
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -134,7 +132,7 @@ pub struct Validator {
     part_events: usize,
     part: Vec<ValidEvent>,
     rejected: Vec<RejectedRecord>,
-    seen: HashSet<String>,
+    seen: foldhash::HashSet<String>,
     duplicates: usize,
     accepted: usize,
     parts: usize,
@@ -160,7 +158,7 @@ impl Validator {
             part_events: part_events.max(1),
             part: Vec::new(),
             rejected: Vec::new(),
-            seen: HashSet::new(),
+            seen: Default::default(),
             duplicates: 0,
             accepted: 0,
             parts: 0,
