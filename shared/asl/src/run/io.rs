@@ -2,6 +2,7 @@
 //! and `OutputPath`, in the order Step Functions applies them.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::{Frame, Runner};
 use crate::context::{Environment, quote_value, state_error_prefix};
@@ -52,11 +53,7 @@ impl Runner<'_> {
                 template.evaluate(&environment)?
             }
         };
-        let combined = match &results.result_path {
-            // The result replaces the input: no copy of the input is needed.
-            ResultPath::At(steps, _) if steps.is_empty() => selected,
-            result_path => apply_result_path(result_path, raw_input.clone(), selected)?,
-        };
+        let combined = apply_result_path(&results.result_path, Cow::Borrowed(raw_input), selected)?;
         apply_filter(frame, &filters.output_path, combined, "OutputPath")
     }
 }
@@ -84,24 +81,28 @@ pub(crate) fn apply_filter(
 }
 
 /// Applies a `ResultPath` (of a state or of a catcher): `null` keeps the input, `$` takes
-/// the result, any other reference path sets the result inside the input.
+/// the result, any other reference path sets the result inside the input. A borrowed input
+/// is copied only when the output keeps it: `$` throws it away.
 pub(crate) fn apply_result_path(
     result_path: &ResultPath,
-    mut input: Value,
+    input: Cow<'_, Value>,
     result: Value,
 ) -> Result<Value, StateError> {
     match result_path {
-        ResultPath::Discard => Ok(input),
+        ResultPath::Discard => Ok(input.into_owned()),
         ResultPath::At(steps, _) if steps.is_empty() => Ok(result),
-        ResultPath::At(steps, text) => match set_at_reference(&mut input, steps, result) {
-            Ok(()) => Ok(input),
-            Err(reason) => Err(StateError::new(
-                names::RESULT_PATH_MATCH_FAILURE,
-                format!(
-                    "Unable to apply ResultPath \"{text}\" to input \"{}\": {reason}",
-                    quote_value(&input)
-                ),
-            )),
-        },
+        ResultPath::At(steps, text) => {
+            let mut input = input.into_owned();
+            match set_at_reference(&mut input, steps, result) {
+                Ok(()) => Ok(input),
+                Err(reason) => Err(StateError::new(
+                    names::RESULT_PATH_MATCH_FAILURE,
+                    format!(
+                        "Unable to apply ResultPath \"{text}\" to input \"{}\": {reason}",
+                        quote_value(&input)
+                    ),
+                )),
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `Retry` and `Catch` around the states that have them (Task, Parallel, Map).
 
 use serde_json::json;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::io::apply_result_path;
@@ -92,8 +93,9 @@ impl Runner<'_> {
                 return Err(failure);
             };
             let error_output = json!({"Error": failure.error.error, "Cause": failure.error.cause});
-            let output = apply_result_path(&catcher.result_path, input.into_owned(), error_output)
-                .map_err(|error| Failure::in_state(&state.path, error))?;
+            let output =
+                apply_result_path(&catcher.result_path, Cow::Borrowed(&input), error_output)
+                    .map_err(|error| Failure::in_state(&state.path, error))?;
             self.record(HistoryEvent::Caught {
                 state: state.path.clone(),
                 error: failure.error.error.clone(),

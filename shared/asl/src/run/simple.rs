@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::io::{apply_filter, apply_result_path};
@@ -34,7 +35,7 @@ impl Runner<'_> {
             None => effective,
         };
         self.check_size(frame.state, PayloadKind::Result, &result)?;
-        let combined = apply_result_path(&pass.result_path, input, result)?;
+        let combined = apply_result_path(&pass.result_path, Cow::Owned(input), result)?;
         apply_filter(frame, &pass.filters.output_path, combined, "OutputPath").map(Outcome::Done)
     }
 
