@@ -14,7 +14,7 @@ use pipeline_adapters::local::{LocalBackend, TableSnapshot};
 use pipeline_asl::{Execution, ExecutionOptions, RecordingSleeper};
 use pipeline_domain::ports::RiskModel;
 use pipeline_domain::stages::enrich::{EnrichedEvent, UserProfile};
-use pipeline_domain::stages::store::StoredEvent;
+use pipeline_domain::stages::store::{StoredEvent, join_scores};
 use pipeline_handlers::Dependencies;
 use pipeline_handlers::deps::load_model;
 use pipeline_handlers::orchestrator::Orchestrator;
@@ -256,13 +256,7 @@ pub fn store_fixture_events() -> Vec<EnrichedEvent> {
 
 /// `events` as `store` writes them, without scores.
 pub fn unscored(events: &[EnrichedEvent]) -> Vec<StoredEvent<'_>> {
-    events
-        .iter()
-        .map(|enriched| StoredEvent {
-            enriched,
-            risk: None,
-        })
-        .collect()
+    join_scores(events, &[]).expect("events without scores")
 }
 
 pub fn fixture_profiles() -> Vec<UserProfile> {

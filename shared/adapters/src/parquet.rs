@@ -116,6 +116,7 @@ mod tests {
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use pipeline_domain::stages::enrich::EnrichedEvent;
+    use pipeline_domain::stages::store::join_scores;
 
     use super::*;
 
@@ -138,13 +139,7 @@ mod tests {
     }
 
     fn stored(events: &[EnrichedEvent]) -> Vec<StoredEvent<'_>> {
-        events
-            .iter()
-            .map(|enriched| StoredEvent {
-                enriched,
-                risk: None,
-            })
-            .collect()
+        join_scores(events, &[]).unwrap()
     }
 
     /// The rows of a file and whether any of its columns is dictionary encoded.

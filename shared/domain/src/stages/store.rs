@@ -237,7 +237,9 @@ pub async fn store_batch(
     })
 }
 
-fn join_scores<'a>(
+/// The events as `store` writes them, each with its score when `scores` has one; a score
+/// for an event not in the batch is an inconsistency.
+pub fn join_scores<'a>(
     events: &'a [EnrichedEvent],
     scores: &'a [RiskScore],
 ) -> Result<Vec<StoredEvent<'a>>, StoreError> {
