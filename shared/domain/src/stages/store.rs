@@ -265,17 +265,14 @@ pub fn join_scores<'a>(
 fn search_document(stored: &StoredEvent<'_>, with_body: bool) -> SearchDocument {
     let enriched = &stored.enriched;
     let event = &enriched.event;
-    // The words joined by single spaces, written straight into the text.
+    // The words joined by single spaces, written straight into the text; the event type
+    // comes first.
     let mut text = String::with_capacity(160);
-    let mut first = true;
+    text.push_str(&event.event_type);
     let mut add = |word: &str| {
-        if !first {
-            text.push(' ');
-        }
-        first = false;
+        text.push(' ');
         text.push_str(word);
     };
-    add(&event.event_type);
     add(&event.user_id);
     if let Some(device) = &enriched.device {
         add(&device.category);
