@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use jsonschema::Validator;
 use jsonschema::error::ValidationErrorKind;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use crate::event::{EventData, UserEvent, derive_event_id};
 
@@ -64,24 +64,31 @@ pub fn check_event(value: Value) -> Result<UserEvent, Vec<FieldError>> {
     if !VALIDATOR.is_valid(&value) {
         return Err(contract_errors(&value));
     }
-    let Value::Object(mut object) = value else {
+    let Value::Object(object) = value else {
         // The schema requires an object; this arm only keeps the function total.
         return Err(vec![FieldError::new("", "the record is not a JSON object")]);
     };
-    let user_id = take_string(&mut object, "userId");
-    let event_type = take_string(&mut object, "eventType");
-    let timestamp = match object.remove("timestamp") {
-        Some(Value::Number(number)) => number,
-        _ => Number::from(0),
-    };
-    let data = match object.remove("data") {
-        Some(Value::Object(data)) => EventData::from_map(&data),
-        _ => EventData::default(),
-    };
-    let event_id = match object.remove("eventId") {
-        Some(Value::String(id)) => id,
-        _ => derive_event_id(&user_id, &event_type, &timestamp, &data),
-    };
+    // One pass over the members, each moved out as it comes: removing them one by one
+    // searched and rebalanced the map each time (about a third of this function's time).
+    // The schema has checked every type already; the defaults only keep this total.
+    let mut user_id = String::new();
+    let mut event_type = String::new();
+    let mut timestamp = Number::from(0);
+    let mut data = None;
+    let mut event_id = None;
+    for (key, value) in object {
+        match (key.as_str(), value) {
+            ("userId", Value::String(text)) => user_id = text,
+            ("eventType", Value::String(text)) => event_type = text,
+            ("timestamp", Value::Number(number)) => timestamp = number,
+            ("data", Value::Object(map)) => data = Some(EventData::from_map(&map)),
+            ("eventId", Value::String(id)) => event_id = Some(id),
+            _ => {}
+        }
+    }
+    let data = data.unwrap_or_default();
+    let event_id =
+        event_id.unwrap_or_else(|| derive_event_id(&user_id, &event_type, &timestamp, &data));
     Ok(UserEvent {
         event_id,
         user_id,
@@ -89,13 +96,6 @@ pub fn check_event(value: Value) -> Result<UserEvent, Vec<FieldError>> {
         timestamp,
         data,
     })
-}
-
-fn take_string(object: &mut Map<String, Value>, key: &str) -> String {
-    match object.remove(key) {
-        Some(Value::String(text)) => text,
-        _ => String::new(),
-    }
 }
 
 fn contract_errors(value: &Value) -> Vec<FieldError> {
