@@ -21,7 +21,7 @@
 //!
 //! criterion's "elements/s" is events per second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ use pipeline_domain::event::SourceKind;
 use pipeline_domain::ports::{AggregateTable, DataLake, Notifier};
 use pipeline_domain::sources::decode;
 use pipeline_domain::stages::aggregate::aggregate;
-use pipeline_domain::stages::enrich::enrich;
+use pipeline_domain::stages::enrich::{UserProfile, enrich};
 use pipeline_domain::stages::inference::score_batch;
 use pipeline_domain::stages::store::{
     Notification, StoreInput, StorePorts, StoredEvent, store_batch,
@@ -87,7 +87,11 @@ impl Batches {
             &batch.batch_id,
             batch.events.iter().map(|valid| &valid.event),
         );
-        let enriched = enrich(batch.events, &Default::default(), NOW_MILLIS);
+        let enriched = enrich(
+            batch.events,
+            &HashMap::<String, UserProfile>::new(),
+            NOW_MILLIS,
+        );
         let scores = score_batch(&enriched, &self.model).expect("the model scores");
         StoreInput {
             batch_id: batch.batch_id,

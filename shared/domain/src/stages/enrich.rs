@@ -1,5 +1,6 @@
 //! `enrich`: partition keys, processing time, device, user profile and the risk features.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -147,10 +148,11 @@ pub struct EnrichedEvent {
     pub features: RiskFeatures,
 }
 
-/// Enriches a batch. `profiles` holds the profiles found; users without one are not an error.
-pub fn enrich(
+/// Enriches a batch. `profiles` holds the profiles found (owned, or shared with a
+/// [`ProfileCache`]); users without one are not an error.
+pub fn enrich<P: Borrow<UserProfile>>(
     events: Vec<ValidEvent>,
-    profiles: &HashMap<String, UserProfile>,
+    profiles: &HashMap<String, P>,
     now_millis: i64,
 ) -> Vec<EnrichedEvent> {
     let processed_at: Arc<str> = Arc::from(rfc3339_millis(now_millis));
@@ -173,7 +175,7 @@ pub fn enrich(
         .into_iter()
         .zip(events_of_user)
         .map(|(valid, events_of_user)| {
-            let profile = profiles.get(&valid.event.user_id);
+            let profile = profiles.get(&valid.event.user_id).map(Borrow::borrow);
             let device = valid
                 .event
                 .user_agent()
@@ -292,7 +294,9 @@ fn risk_features(
 
 /// A warm-container cache of profiles in front of a [`ProfileTable`], with a time to live.
 ///
-/// Users without a profile are cached too, so a burst of unknown users costs one lookup.
+/// Users without a profile are cached too, so a burst of unknown users costs one lookup. A
+/// lookup shares the cached profiles rather than copying them (with their known devices)
+/// for every batch.
 pub struct ProfileCache {
     ttl_millis: i64,
     max_entries: usize,
@@ -300,7 +304,7 @@ pub struct ProfileCache {
 }
 
 struct CachedProfile {
-    profile: Option<UserProfile>,
+    profile: Option<Arc<UserProfile>>,
     fetched_at: i64,
 }
 
@@ -326,7 +330,7 @@ impl ProfileCache {
         table: &dyn ProfileTable,
         user_ids: &[String],
         now_millis: i64,
-    ) -> Result<(HashMap<String, UserProfile>, LookupStats), StorageError> {
+    ) -> Result<(HashMap<String, Arc<UserProfile>>, LookupStats), StorageError> {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
         let mut stats = LookupStats::default();
@@ -344,7 +348,7 @@ impl ProfileCache {
                     Some(cached) if now_millis - cached.fetched_at < self.ttl_millis => {
                         stats.hits += 1;
                         if let Some(profile) = &cached.profile {
-                            found.insert(user_id.clone(), profile.clone());
+                            found.insert(user_id.clone(), Arc::clone(profile));
                         }
                     }
                     _ => missing.push(user_id.clone()),
@@ -367,9 +371,9 @@ impl ProfileCache {
             }
         }
         for user_id in missing {
-            let profile = fetched.remove(&user_id);
+            let profile = fetched.remove(&user_id).map(Arc::new);
             if let Some(profile) = &profile {
-                found.insert(user_id.clone(), profile.clone());
+                found.insert(user_id.clone(), Arc::clone(profile));
             }
             entries.insert(
                 user_id,

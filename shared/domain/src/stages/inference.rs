@@ -133,7 +133,7 @@ pub fn score_batch(
 mod tests {
     use super::*;
     use crate::event::{SourceKind, SourceRef, UserEvent};
-    use crate::stages::enrich::{FEATURE_NAMES, enrich};
+    use crate::stages::enrich::{FEATURE_NAMES, UserProfile, enrich};
     use crate::stages::validate::ValidEvent;
     use serde_json::{Map, Number, json};
     use std::collections::HashMap;
@@ -185,7 +185,7 @@ mod tests {
                 }
             })
             .collect();
-        enrich(events, &HashMap::new(), 0)
+        enrich(events, &HashMap::<String, UserProfile>::new(), 0)
     }
 
     fn model(shift: f32) -> RatioModel {
