@@ -17,6 +17,7 @@ use pipeline_domain::stages::aggregate::AggregateDeltas;
 use pipeline_domain::stages::enrich::{Partition, UserProfile};
 use pipeline_domain::stages::inference::RiskLabel;
 use pipeline_domain::stages::store::{SearchDocument, StoredEvent};
+use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -27,13 +28,22 @@ use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
 /// a message rather than misread.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Versions whose files are brought up to date by [`MIGRATE_BEFORE_SCHEMA`] and
-/// [`MIGRATE_AFTER_SCHEMA`]: version 3 added
+/// [`MIGRATE_AFTER_SCHEMA`], then [`MIGRATE_WINDOW_USERS`]: version 3 added
 /// `applied_events`, and version 4 moved it, the search documents and the event-id index of
 /// `events` into `event_keys`.
 const MIGRATABLE_VERSIONS: [i64; 2] = [2, 3];
+
+/// Version 5 keeps each window's users in one `window_users` row instead of a
+/// `window_members` row per user; a file of version 4 only needs that.
+const MIGRATE_WINDOW_USERS: &str = "
+INSERT INTO window_users (scope, window_start, users)
+    SELECT scope, window_start, json_group_array(user_id ORDER BY user_id)
+    FROM window_members GROUP BY scope, window_start;
+DROP TABLE window_members;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -56,11 +66,11 @@ CREATE TABLE IF NOT EXISTS aggregates (
     distinct_users INTEGER NOT NULL,
     PRIMARY KEY (scope, window_start)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS window_members (
+CREATE TABLE IF NOT EXISTS window_users (
     scope TEXT NOT NULL,
     window_start INTEGER NOT NULL,
-    user_id TEXT NOT NULL,
-    PRIMARY KEY (scope, window_start, user_id)
+    users TEXT NOT NULL,
+    PRIMARY KEY (scope, window_start)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied_batches (
     batch_id TEXT PRIMARY KEY,
@@ -169,13 +179,7 @@ DROP TABLE applied_events;
 DROP TABLE search_documents;
 ";
 
-/// Folding, first step: the pending memberships go into `window_members` in key order; one
-/// already there (or pending twice) is ignored.
-const FOLD_MEMBERS: &str = "INSERT OR IGNORE INTO window_members (scope, window_start, user_id) \
-     SELECT scope, window_start, user_id FROM pending_members \
-     ORDER BY scope, window_start, user_id";
-
-/// Second step: the counters are summed per window and added, in key order.
+/// Folding, first step: the counters are summed per window and added, in key order.
 const FOLD_COUNTERS: &str = "
 INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
     SELECT scope, window_start, SUM(event_count), SUM(amount_sum), 0 FROM pending_counters
@@ -185,32 +189,84 @@ INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_u
         amount_sum = amount_sum + excluded.amount_sum;
 ";
 
-/// Third step: each window with pending memberships gets its distinct users counted again
-/// from `window_members`, whose rows for one window are adjacent in its key order. Having
-/// the insert return its new memberships instead, to add them up, made SQLite keep every
-/// returned row in a table of its own before the first was read, which cost about as much
-/// as the insert itself (README, benchmarks).
-const FOLD_DISTINCT_USERS: &str = "
-INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
-    SELECT scope, window_start, 0, 0,
-        (SELECT COUNT(*) FROM window_members m
-            WHERE m.scope = p.scope AND m.window_start = p.window_start)
-    FROM (SELECT DISTINCT scope, window_start FROM pending_members ORDER BY scope, window_start) p
-    WHERE true
-    ON CONFLICT (scope, window_start) DO UPDATE SET distinct_users = excluded.distinct_users;
-";
+/// A window's distinct users, once its users changed.
+const SET_DISTINCT_USERS: &str = "INSERT INTO aggregates \
+     (scope, window_start, event_count, amount_sum, distinct_users) VALUES (?1, ?2, 0, 0, ?3) \
+     ON CONFLICT (scope, window_start) DO UPDATE SET distinct_users = excluded.distinct_users";
 
 /// Last step: nothing is pending any more.
 const FOLD_CLEAR: &str = "DELETE FROM pending_counters; DELETE FROM pending_members;";
 
-/// Folds the pending aggregate deltas into `aggregates` and `window_members`, inside the
-/// caller's write transaction: a window's distinct users is the number of its memberships,
-/// however often one is pending, and the counters are summed per window.
+/// Folds the pending aggregate deltas into `aggregates` and `window_users`, inside the
+/// caller's write transaction: the counters are summed per window, and each window's
+/// pending users are merged into its users, so one pending twice or already there counts
+/// once.
 fn fold_deltas(connection: &Connection) -> rusqlite::Result<()> {
-    connection.execute_batch(FOLD_MEMBERS)?;
     connection.execute_batch(FOLD_COUNTERS)?;
-    connection.execute_batch(FOLD_DISTINCT_USERS)?;
+    fold_members(connection)?;
     connection.execute_batch(FOLD_CLEAR)
+}
+
+/// Second step of the fold: the pending memberships, sorted here, are merged window by
+/// window into `window_users`, a row per window holding its users as a sorted JSON array.
+/// With a row per membership instead (`window_members` before version 5), inserting each
+/// one into its b-tree and counting the windows' rows again was most of the fold's time
+/// (README, benchmarks); now a window costs one read and, if it gained users, one write.
+fn fold_members(connection: &Connection) -> rusqlite::Result<()> {
+    let mut pending: Vec<(String, i64, String)> = connection
+        .prepare_cached("SELECT scope, window_start, user_id FROM pending_members")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    pending.sort_unstable();
+    pending.dedup();
+    let mut read = connection
+        .prepare_cached("SELECT users FROM window_users WHERE scope = ?1 AND window_start = ?2")?;
+    let mut write = connection.prepare_cached(
+        "INSERT OR REPLACE INTO window_users (scope, window_start, users) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut distinct = connection.prepare_cached(SET_DISTINCT_USERS)?;
+    for window in pending.chunk_by(|a, b| (&a.0, a.1) == (&b.0, b.1)) {
+        let (scope, window_start) = (&window[0].0, window[0].1);
+        let known: Option<String> = read
+            .query_row(params![scope, window_start], |row| row.get(0))
+            .optional()?;
+        let known: Vec<String> = match known {
+            Some(text) => serde_json::from_str(&text).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(error))
+            })?,
+            None => Vec::new(),
+        };
+        let users = merge_sorted(&known, window.iter().map(|(_, _, user)| user.as_str()));
+        if users.len() == known.len() {
+            continue;
+        }
+        let text = serde_json::to_string(&users)
+            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
+        write.execute(params![scope, window_start, text])?;
+        distinct.execute(params![scope, window_start, users.len() as i64])?;
+    }
+    Ok(())
+}
+
+/// The union of two sorted lists of distinct users, sorted.
+fn merge_sorted<'a>(known: &'a [String], added: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut merged = Vec::with_capacity(known.len());
+    let mut known = known.iter().map(String::as_str).peekable();
+    for user in added {
+        while let Some(&before) = known.peek() {
+            if before >= user {
+                break;
+            }
+            merged.push(before);
+            known.next();
+        }
+        if known.peek() == Some(&user) {
+            known.next();
+        }
+        merged.push(user);
+    }
+    merged.extend(known);
+    merged
 }
 
 /// How many memberships are pending, from the ends of the row-id b-tree. Two subqueries,
@@ -370,14 +426,19 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
             return Ok(Ok(()));
         }
         let (before, after) = if MIGRATABLE_VERSIONS.contains(&found) {
-            (MIGRATE_BEFORE_SCHEMA, MIGRATE_AFTER_SCHEMA)
+            (
+                MIGRATE_BEFORE_SCHEMA,
+                format!("{MIGRATE_AFTER_SCHEMA} {MIGRATE_WINDOW_USERS}"),
+            )
+        } else if found == 4 {
+            ("", MIGRATE_WINDOW_USERS.to_owned())
         } else {
             let tables: i64 =
                 connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))?;
             if tables > 0 {
                 return Ok(Err(found));
             }
-            ("", "")
+            ("", String::new())
         };
         connection.execute_batch(&format!(
             "{before} {SCHEMA} {after} PRAGMA user_version = {SCHEMA_VERSION};"
@@ -772,7 +833,6 @@ impl Database {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let count = |table: &str| count_rows(tx, table);
             let ids = |table: &str, column: &str| -> rusqlite::Result<Vec<String>> {
                 let mut statement = tx.prepare(&format!("SELECT {column} FROM {table} ORDER BY {column}"))?;
                 statement.query_map([], |row| row.get(0))?.collect()
@@ -780,7 +840,11 @@ impl Database {
             Ok(TableSnapshot {
                 events,
                 aggregates,
-                window_members: count("window_members")?,
+                window_members: tx.query_row(
+                    "SELECT COALESCE(SUM(json_array_length(users)), 0) FROM window_users",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )? as usize,
                 applied_batches: ids("applied_batches", "batch_id")?,
                 applied_events: count_where(tx, "event_keys", "applied_at IS NOT NULL")?,
                 sent_notifications: ids("sent_notifications", "id")?,
@@ -1536,6 +1600,77 @@ mod tests {
             )
             .unwrap();
         assert_eq!((rows, ids), (4, 4));
+    }
+
+    /// Turns a file this version made back into one of version 4, with a `window_members`
+    /// row per membership, as version 4 kept them.
+    fn as_version_4(path: &Path) {
+        let connection = Connection::open(path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE window_members (scope TEXT NOT NULL, window_start INTEGER NOT NULL,
+                     user_id TEXT NOT NULL, PRIMARY KEY (scope, window_start, user_id)) WITHOUT ROWID;
+                 INSERT INTO window_members SELECT w.scope, w.window_start, j.value
+                     FROM window_users w, json_each(w.users) j;
+                 DROP TABLE window_users;
+                 PRAGMA user_version = 4;",
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_of_schema_version_4_keeps_its_window_memberships() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        let all_window = |database: &Database| {
+            let snapshot = database.snapshot().unwrap();
+            let all = snapshot
+                .aggregates
+                .iter()
+                .find(|row| row.scope == "all")
+                .cloned()
+                .unwrap();
+            (all.count, all.distinct_users, snapshot.window_members)
+        };
+        let database = Database::open(&path).unwrap();
+        let events = [
+            user_event("e1", "u2", 60_000),
+            user_event("e2", "u1", 61_000),
+        ];
+        database
+            .apply_once(aggregate("bat_1", &events).into())
+            .await
+            .unwrap();
+        assert_eq!(all_window(&database), (2, 2, 4));
+        drop(database);
+        as_version_4(&path);
+
+        let database = Database::open(&path).expect("a version 4 file opens");
+        assert_eq!(all_window(&database), (2, 2, 4));
+        // u1 is known to the window already; u0 and u3 are new to it, and sort around u1 and u2.
+        let events = [
+            user_event("e3", "u1", 62_000),
+            user_event("e4", "u3", 63_000),
+            user_event("e5", "u0", 64_000),
+        ];
+        database
+            .apply_once(aggregate("bat_2", &events).into())
+            .await
+            .unwrap();
+        assert_eq!(all_window(&database), (5, 4, 8));
+        drop(database);
+        let connection = Connection::open(&path).unwrap();
+        let (version, users): (i64, String) = connection
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), users FROM window_users \
+                 WHERE scope = 'all'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(users, r#"["u0","u1","u2","u3"]"#);
     }
 
     #[test]
