@@ -207,43 +207,60 @@ fn fold_deltas(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch(FOLD_CLEAR)
 }
 
-/// Second step of the fold: the pending memberships, sorted here, are merged window by
-/// window into `window_users`, a row per window holding its users as a sorted JSON array.
-/// With a row per membership instead (`window_members` before version 5), inserting each
-/// one into its b-tree and counting the windows' rows again was most of the fold's time
-/// (README, benchmarks); now a window costs one read and, if it gained users, one write.
+/// Second step of the fold: the pending memberships, grouped and sorted here, are merged
+/// window by window into `window_users`, a row per window holding its users as a sorted
+/// JSON array. With a row per membership instead (`window_members` before version 5),
+/// inserting each one into its b-tree and counting the windows' rows again was most of the
+/// fold's time (README, benchmarks); now a window costs one read and, if it gained users,
+/// one write. Only the user ids are held one per membership (scopes are few), which keeps
+/// the fold's memory small beside a large upload's.
 fn fold_members(connection: &Connection) -> rusqlite::Result<()> {
-    let mut pending: Vec<(String, i64, String)> = connection
-        .prepare_cached("SELECT scope, window_start, user_id FROM pending_members")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    pending.sort_unstable();
-    pending.dedup();
+    let mut pending: HashMap<String, BTreeMap<i64, Vec<String>>> = HashMap::new();
+    {
+        let mut statement = connection
+            .prepare_cached("SELECT scope, window_start, user_id FROM pending_members")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let scope = row.get_ref(0)?.as_str()?;
+            let window_start: i64 = row.get(1)?;
+            let user: String = row.get(2)?;
+            let windows = match pending.get_mut(scope) {
+                Some(windows) => windows,
+                None => pending.entry(scope.to_owned()).or_default(),
+            };
+            windows.entry(window_start).or_default().push(user);
+        }
+    }
+    let mut scopes: Vec<(String, BTreeMap<i64, Vec<String>>)> = pending.into_iter().collect();
+    scopes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut read = connection
         .prepare_cached("SELECT users FROM window_users WHERE scope = ?1 AND window_start = ?2")?;
     let mut write = connection.prepare_cached(
         "INSERT OR REPLACE INTO window_users (scope, window_start, users) VALUES (?1, ?2, ?3)",
     )?;
     let mut distinct = connection.prepare_cached(SET_DISTINCT_USERS)?;
-    for window in pending.chunk_by(|a, b| (&a.0, a.1) == (&b.0, b.1)) {
-        let (scope, window_start) = (&window[0].0, window[0].1);
-        let known: Option<String> = read
-            .query_row(params![scope, window_start], |row| row.get(0))
-            .optional()?;
-        let known: Vec<String> = match known {
-            Some(text) => serde_json::from_str(&text).map_err(|error| {
-                rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(error))
-            })?,
-            None => Vec::new(),
-        };
-        let users = merge_sorted(&known, window.iter().map(|(_, _, user)| user.as_str()));
-        if users.len() == known.len() {
-            continue;
+    for (scope, windows) in scopes {
+        for (window_start, mut added) in windows {
+            added.sort_unstable();
+            added.dedup();
+            let known: Option<String> = read
+                .query_row(params![scope, window_start], |row| row.get(0))
+                .optional()?;
+            let known: Vec<String> = match known {
+                Some(text) => serde_json::from_str(&text).map_err(|error| {
+                    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(error))
+                })?,
+                None => Vec::new(),
+            };
+            let users = merge_sorted(&known, added.iter().map(String::as_str));
+            if users.len() == known.len() {
+                continue;
+            }
+            let text = serde_json::to_string(&users)
+                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
+            write.execute(params![scope, window_start, text])?;
+            distinct.execute(params![scope, window_start, users.len() as i64])?;
         }
-        let text = serde_json::to_string(&users)
-            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
-        write.execute(params![scope, window_start, text])?;
-        distinct.execute(params![scope, window_start, users.len() as i64])?;
     }
     Ok(())
 }
