@@ -1414,6 +1414,18 @@ mod tests {
         }
     }
 
+    /// The `all` window's count and distinct users, and the memberships of every window.
+    fn all_window(database: &Database) -> (i64, i64, usize) {
+        let snapshot = database.snapshot().unwrap();
+        let all = snapshot
+            .aggregates
+            .iter()
+            .find(|row| row.scope == "all")
+            .cloned()
+            .unwrap();
+        (all.count, all.distinct_users, snapshot.window_members)
+    }
+
     fn total_count(database: &Database) -> i64 {
         database
             .snapshot()
@@ -1640,16 +1652,6 @@ mod tests {
         use pipeline_domain::stages::aggregate::aggregate;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pipeline.db");
-        let all_window = |database: &Database| {
-            let snapshot = database.snapshot().unwrap();
-            let all = snapshot
-                .aggregates
-                .iter()
-                .find(|row| row.scope == "all")
-                .cloned()
-                .unwrap();
-            (all.count, all.distinct_users, snapshot.window_members)
-        };
         let database = Database::open(&path).unwrap();
         let events = [
             user_event("e1", "u2", 60_000),
@@ -1741,21 +1743,11 @@ mod tests {
         use pipeline_domain::stages::aggregate::aggregate;
         let dir = tempfile::tempdir().unwrap();
         let database = open(&dir);
-        let window = |database: &Database| {
-            let snapshot = database.snapshot().unwrap();
-            let all = snapshot
-                .aggregates
-                .iter()
-                .find(|row| row.scope == "all")
-                .cloned()
-                .unwrap();
-            (all.count, all.distinct_users, snapshot.window_members)
-        };
         database
             .apply_once(aggregate("bat_1", &[user_event("e1", "u1", 60_000)]).into())
             .await
             .unwrap();
-        assert_eq!(window(&database), (1, 1, 2));
+        assert_eq!(all_window(&database), (1, 1, 2));
         // u1 again, after its membership was folded, and u2 twice while both are pending.
         for (batch, events) in [
             ("bat_2", vec![user_event("e2", "u1", 61_000)]),
@@ -1767,7 +1759,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(window(&database), (4, 2, 4));
+        assert_eq!(all_window(&database), (4, 2, 4));
         database
             .apply_once(aggregate("bat_5", &[user_event("e5", "u3", 64_000)]).into())
             .await
