@@ -31,14 +31,22 @@ use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 const SCHEMA_VERSION: i64 = 5;
 
 /// Versions whose files are brought up to date by [`MIGRATE_BEFORE_SCHEMA`] and
-/// [`MIGRATE_AFTER_SCHEMA`], then [`MIGRATE_WINDOW_USERS`]: version 3 added
+/// [`MIGRATE_AFTER_SCHEMA`], then to version 5: version 3 added
 /// `applied_events`, and version 4 moved it, the search documents and the event-id index of
 /// `events` into `event_keys`.
 const MIGRATABLE_VERSIONS: [i64; 2] = [2, 3];
 
-/// Version 5 keeps each window's users in one `window_users` row instead of a
-/// `window_members` row per user; a file of version 4 only needs that.
-const MIGRATE_WINDOW_USERS: &str = "
+/// Version 5 keys `aggregates` by window first, and keeps each window's users in one
+/// `window_users` row instead of a `window_members` row per user. Before [`SCHEMA`], the
+/// old aggregates are set aside; after it, they are copied and the users gathered.
+const MIGRATE_TO_5_BEFORE_SCHEMA: &str = "ALTER TABLE aggregates RENAME TO aggregates_4;";
+
+/// The second half of the migration to version 5, after [`SCHEMA`].
+const MIGRATE_TO_5_AFTER_SCHEMA: &str = "
+INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
+    SELECT scope, window_start, event_count, amount_sum, distinct_users FROM aggregates_4
+    ORDER BY window_start, scope;
+DROP TABLE aggregates_4;
 INSERT INTO window_users (scope, window_start, users)
     SELECT scope, window_start, json_group_array(user_id ORDER BY user_id)
     FROM window_members GROUP BY scope, window_start;
@@ -64,7 +72,7 @@ CREATE TABLE IF NOT EXISTS aggregates (
     event_count INTEGER NOT NULL,
     amount_sum REAL NOT NULL,
     distinct_users INTEGER NOT NULL,
-    PRIMARY KEY (scope, window_start)
+    PRIMARY KEY (window_start, scope)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS window_users (
     scope TEXT NOT NULL,
@@ -179,12 +187,16 @@ DROP TABLE applied_events;
 DROP TABLE search_documents;
 ";
 
-/// Folding, first step: the counters are summed per window and added, in key order.
+/// Folding, first step: the counters are summed per window and added, in key order. The
+/// table is keyed by window first: events arrive about in time order, so a fold's new rows
+/// (most of them the `user:` scope's, one per user and window) go at the table's end, where
+/// keyed by scope first they went into every user's part of it, touching pages all over
+/// the table.
 const FOLD_COUNTERS: &str = "
 INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
     SELECT scope, window_start, SUM(event_count), SUM(amount_sum), 0 FROM pending_counters
-    WHERE true GROUP BY scope, window_start
-    ON CONFLICT (scope, window_start) DO UPDATE SET
+    WHERE true GROUP BY window_start, scope
+    ON CONFLICT (window_start, scope) DO UPDATE SET
         event_count = event_count + excluded.event_count,
         amount_sum = amount_sum + excluded.amount_sum;
 ";
@@ -192,7 +204,7 @@ INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_u
 /// A window's distinct users, once its users changed.
 const SET_DISTINCT_USERS: &str = "INSERT INTO aggregates \
      (scope, window_start, event_count, amount_sum, distinct_users) VALUES (?1, ?2, 0, 0, ?3) \
-     ON CONFLICT (scope, window_start) DO UPDATE SET distinct_users = excluded.distinct_users";
+     ON CONFLICT (window_start, scope) DO UPDATE SET distinct_users = excluded.distinct_users";
 
 /// Last step: nothing is pending any more.
 const FOLD_CLEAR: &str = "DELETE FROM pending_counters; DELETE FROM pending_members;";
@@ -444,18 +456,21 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
         }
         let (before, after) = if MIGRATABLE_VERSIONS.contains(&found) {
             (
-                MIGRATE_BEFORE_SCHEMA,
-                format!("{MIGRATE_AFTER_SCHEMA} {MIGRATE_WINDOW_USERS}"),
+                format!("{MIGRATE_BEFORE_SCHEMA} {MIGRATE_TO_5_BEFORE_SCHEMA}"),
+                format!("{MIGRATE_AFTER_SCHEMA} {MIGRATE_TO_5_AFTER_SCHEMA}"),
             )
         } else if found == 4 {
-            ("", MIGRATE_WINDOW_USERS.to_owned())
+            (
+                MIGRATE_TO_5_BEFORE_SCHEMA.to_owned(),
+                MIGRATE_TO_5_AFTER_SCHEMA.to_owned(),
+            )
         } else {
             let tables: i64 =
                 connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))?;
             if tables > 0 {
                 return Ok(Err(found));
             }
-            ("", String::new())
+            (String::new(), String::new())
         };
         connection.execute_batch(&format!(
             "{before} {SCHEMA} {after} PRAGMA user_version = {SCHEMA_VERSION};"
@@ -1631,8 +1646,8 @@ mod tests {
         assert_eq!((rows, ids), (4, 4));
     }
 
-    /// Turns a file this version made back into one of version 4, with a `window_members`
-    /// row per membership, as version 4 kept them.
+    /// Turns a file this version made back into one of version 4: aggregates keyed by
+    /// scope first, and a `window_members` row per membership.
     fn as_version_4(path: &Path) {
         let connection = Connection::open(path).unwrap();
         connection
@@ -1642,6 +1657,13 @@ mod tests {
                  INSERT INTO window_members SELECT w.scope, w.window_start, j.value
                      FROM window_users w, json_each(w.users) j;
                  DROP TABLE window_users;
+                 CREATE TABLE aggregates_4 (scope TEXT NOT NULL, window_start INTEGER NOT NULL,
+                     event_count INTEGER NOT NULL, amount_sum REAL NOT NULL,
+                     distinct_users INTEGER NOT NULL, PRIMARY KEY (scope, window_start))
+                     WITHOUT ROWID;
+                 INSERT INTO aggregates_4 SELECT * FROM aggregates;
+                 DROP TABLE aggregates;
+                 ALTER TABLE aggregates_4 RENAME TO aggregates;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -1690,6 +1712,17 @@ mod tests {
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(users, r#"["u0","u1","u2","u3"]"#);
+        let aggregates: String = connection
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'aggregates'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(
+            aggregates.contains("PRIMARY KEY (window_start, scope)"),
+            "{aggregates}"
+        );
     }
 
     #[test]
