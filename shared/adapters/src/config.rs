@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// The default of `PIPELINE_PART_EVENTS`. The local run of a 1,000,000-event upload peaked
-/// at 263 to 284 MiB with parts of 5,000 events, and at 301 to 306 MiB with parts of 10,000
-/// (the Map runs four parts at once; README, "A 1,000,000-event S3 upload").
-pub const DEFAULT_PART_EVENTS: usize = 5_000;
+/// at 267 to 270 MiB with parts of 4,000 events, and at 258 to 315 MiB with parts of 5,000
+/// once the stages ran faster (the Map runs four parts at once; README, "A 1,000,000-event
+/// S3 upload"). The parts' references are listed in one state, which bounds an upload to
+/// about 480 parts: 1.9 million events with this default.
+pub const DEFAULT_PART_EVENTS: usize = 4_000;
 /// The default of `PIPELINE_INLINE_LIMIT_BYTES`.
 pub const DEFAULT_INLINE_LIMIT_BYTES: usize = 16_384;
 
@@ -241,7 +243,7 @@ mod tests {
         assert_eq!(config.objects_dir, PathBuf::from(".pipeline/objects"));
         assert_eq!(config.profile_cache_ttl_seconds, 300);
         assert_eq!(config.model_path, None);
-        assert_eq!(config.part_events, 5_000);
+        assert_eq!(config.part_events, 4_000);
         assert_eq!(config.inline_limit_bytes, 16_384);
         assert_eq!(config.idempotency_window_seconds, 604_800);
         assert_eq!(config.aws.events_table, "pipeline-events");
