@@ -14,6 +14,9 @@
 //!   and building the search documents); the difference is the lake's files.
 //! - `encode_parquet`: only the encoding of a batch's lake objects (one Parquet file per
 //!   partition, about 80 events each), in memory.
+//! - `apply_deltas`: only a batch's aggregate deltas, applied to the aggregate table (the
+//!   batch id and event ids claimed, the deltas left pending, and folded whenever enough
+//!   are, as in the demo), in one database that grows over the run.
 //! - `fold_pending`: folding the aggregate deltas of 20,000 events (about 40,000 pending
 //!   window memberships) into aggregate tables that hold as many, which `store` does once
 //!   200,000 memberships are pending and `pipeline run` and `demo` do before they stop
@@ -222,6 +225,20 @@ fn benches(c: &mut Criterion) {
                     }
                     drop(partitions);
                     input
+                },
+            )
+        })
+    });
+
+    group.bench_function("apply_deltas", |bench| {
+        bench.iter_custom(|iterations| {
+            time_each(
+                iterations,
+                || batches.next().aggregates.expect("deltas"),
+                |deltas| {
+                    runtime
+                        .block_on(backend.database.apply_once(deltas))
+                        .expect("the deltas are applied");
                 },
             )
         })

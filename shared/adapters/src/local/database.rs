@@ -17,21 +17,21 @@ use pipeline_domain::stages::aggregate::AggregateDeltas;
 use pipeline_domain::stages::enrich::{Partition, UserProfile};
 use pipeline_domain::stages::inference::RiskLabel;
 use pipeline_domain::stages::store::{SearchDocument, StoredEvent};
-use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use super::aggregates;
 use super::checkpoint::run_checkpointer;
 use super::keys::{EventKeys, KeyFields, KeyRow, digest};
 use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
 /// a message rather than misread.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Versions whose files are brought up to date by [`MIGRATE_BEFORE_SCHEMA`] and
-/// [`MIGRATE_AFTER_SCHEMA`], then to version 5: version 3 added
+/// [`MIGRATE_AFTER_SCHEMA`], then to version 5 and 6: version 3 added
 /// `applied_events`, and version 4 moved it, the search documents and the event-id index of
 /// `events` into `event_keys`.
 const MIGRATABLE_VERSIONS: [i64; 2] = [2, 3];
@@ -99,18 +99,10 @@ CREATE TABLE IF NOT EXISTS event_keys (
     applied_at INTEGER,
     text_digest INTEGER
 );
-CREATE TABLE IF NOT EXISTS pending_counters (
+CREATE TABLE IF NOT EXISTS pending_deltas (
     id INTEGER PRIMARY KEY,
-    scope TEXT NOT NULL,
-    window_start INTEGER NOT NULL,
-    event_count INTEGER NOT NULL,
-    amount_sum REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pending_members (
-    id INTEGER PRIMARY KEY,
-    scope TEXT NOT NULL,
-    window_start INTEGER NOT NULL,
-    user_id TEXT NOT NULL
+    members_through INTEGER NOT NULL,
+    deltas BLOB NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', contentless_delete = 1);
 ";
@@ -187,128 +179,6 @@ DROP TABLE applied_events;
 DROP TABLE search_documents;
 ";
 
-/// Folding, first step: the counters are summed per window and added, in key order. The
-/// table is keyed by window first: events arrive about in time order, so a fold's new rows
-/// (most of them the `user:` scope's, one per user and window) go at the table's end, where
-/// keyed by scope first they went into every user's part of it, touching pages all over
-/// the table.
-const FOLD_COUNTERS: &str = "
-INSERT INTO aggregates (scope, window_start, event_count, amount_sum, distinct_users)
-    SELECT scope, window_start, SUM(event_count), SUM(amount_sum), 0 FROM pending_counters
-    WHERE true GROUP BY window_start, scope
-    ON CONFLICT (window_start, scope) DO UPDATE SET
-        event_count = event_count + excluded.event_count,
-        amount_sum = amount_sum + excluded.amount_sum;
-";
-
-/// A window's distinct users, once its users changed.
-const SET_DISTINCT_USERS: &str = "INSERT INTO aggregates \
-     (scope, window_start, event_count, amount_sum, distinct_users) VALUES (?1, ?2, 0, 0, ?3) \
-     ON CONFLICT (window_start, scope) DO UPDATE SET distinct_users = excluded.distinct_users";
-
-/// Last step: nothing is pending any more.
-const FOLD_CLEAR: &str = "DELETE FROM pending_counters; DELETE FROM pending_members;";
-
-/// Folds the pending aggregate deltas into `aggregates` and `window_users`, inside the
-/// caller's write transaction: the counters are summed per window, and each window's
-/// pending users are merged into its users, so one pending twice or already there counts
-/// once.
-fn fold_deltas(connection: &Connection) -> rusqlite::Result<()> {
-    connection.execute_batch(FOLD_COUNTERS)?;
-    fold_members(connection)?;
-    connection.execute_batch(FOLD_CLEAR)
-}
-
-/// Second step of the fold: the pending memberships, grouped and sorted here, are merged
-/// window by window into `window_users`, a row per window holding its users as a sorted
-/// JSON array. With a row per membership instead (`window_members` before version 5),
-/// inserting each one into its b-tree and counting the windows' rows again was most of the
-/// fold's time (README, benchmarks); now a window costs one read and, if it gained users,
-/// one write. Only the user ids are held one per membership (scopes are few), which keeps
-/// the fold's memory small beside a large upload's.
-fn fold_members(connection: &Connection) -> rusqlite::Result<()> {
-    let mut pending: HashMap<String, BTreeMap<i64, Vec<String>>> = HashMap::new();
-    {
-        let mut statement = connection
-            .prepare_cached("SELECT scope, window_start, user_id FROM pending_members")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let scope = row.get_ref(0)?.as_str()?;
-            let window_start: i64 = row.get(1)?;
-            let user: String = row.get(2)?;
-            let windows = match pending.get_mut(scope) {
-                Some(windows) => windows,
-                None => pending.entry(scope.to_owned()).or_default(),
-            };
-            windows.entry(window_start).or_default().push(user);
-        }
-    }
-    let mut scopes: Vec<(String, BTreeMap<i64, Vec<String>>)> = pending.into_iter().collect();
-    scopes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut read = connection
-        .prepare_cached("SELECT users FROM window_users WHERE scope = ?1 AND window_start = ?2")?;
-    let mut write = connection.prepare_cached(
-        "INSERT OR REPLACE INTO window_users (scope, window_start, users) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut distinct = connection.prepare_cached(SET_DISTINCT_USERS)?;
-    for (scope, windows) in scopes {
-        for (window_start, mut added) in windows {
-            added.sort_unstable();
-            added.dedup();
-            let known: Option<String> = read
-                .query_row(params![scope, window_start], |row| row.get(0))
-                .optional()?;
-            let known: Vec<String> = match known {
-                Some(text) => serde_json::from_str(&text).map_err(|error| {
-                    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(error))
-                })?,
-                None => Vec::new(),
-            };
-            let users = merge_sorted(&known, added.iter().map(String::as_str));
-            if users.len() == known.len() {
-                continue;
-            }
-            let text = serde_json::to_string(&users)
-                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
-            write.execute(params![scope, window_start, text])?;
-            distinct.execute(params![scope, window_start, users.len() as i64])?;
-        }
-    }
-    Ok(())
-}
-
-/// The union of two sorted lists of distinct users, sorted.
-fn merge_sorted<'a>(known: &'a [String], added: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut merged = Vec::with_capacity(known.len());
-    let mut known = known.iter().map(String::as_str).peekable();
-    for user in added {
-        while let Some(&before) = known.peek() {
-            if before >= user {
-                break;
-            }
-            merged.push(before);
-            known.next();
-        }
-        if known.peek() == Some(&user) {
-            known.next();
-        }
-        merged.push(user);
-    }
-    merged.extend(known);
-    merged
-}
-
-/// How many memberships are pending, from the ends of the row-id b-tree. Two subqueries,
-/// because SQLite answers a lone MIN or MAX from one end but scans the whole table for both
-/// in one SELECT, which made every batch's write cost grow with the pending deltas.
-const PENDING_MEMBERS: &str = "SELECT COALESCE((SELECT MAX(id) FROM pending_members) \
-     - (SELECT MIN(id) FROM pending_members) + 1, 0)";
-
-/// Pending memberships past which a write that adds deltas folds them (about half as many
-/// events): the fold writes each page of the aggregate tables once, however many deltas
-/// touched it.
-const FOLD_AFTER_MEMBERS: i64 = 200_000;
-
 /// Connection settings: pages of 8 KiB in a new file (a file keeps the page size it was
 /// made with), 16 MiB of page cache, and WAL, which lets readers run beside the writer.
 /// Most pages a commit writes are appended rows (events, their keys, the pending deltas, a
@@ -340,7 +210,7 @@ pub struct Database {
     reader: Mutex<Connection>,
     /// How long an applied batch id or event id blocks the same id, in milliseconds.
     idempotency_window_millis: AtomicI64,
-    /// [`FOLD_AFTER_MEMBERS`], lower in tests.
+    /// [`aggregates::FOLD_AFTER_MEMBERS`], lower in tests.
     fold_after_members: AtomicI64,
     writes: Option<mpsc::Sender<Box<dyn Write>>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -464,6 +334,8 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
                 MIGRATE_TO_5_BEFORE_SCHEMA.to_owned(),
                 MIGRATE_TO_5_AFTER_SCHEMA.to_owned(),
             )
+        } else if found == 5 {
+            (String::new(), String::new())
         } else {
             let tables: i64 =
                 connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))?;
@@ -472,9 +344,11 @@ fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StorageErr
             }
             (String::new(), String::new())
         };
-        connection.execute_batch(&format!(
-            "{before} {SCHEMA} {after} PRAGMA user_version = {SCHEMA_VERSION};"
-        ))?;
+        connection.execute_batch(&format!("{before} {SCHEMA} {after}"))?;
+        // Version 6 keeps a batch's pending deltas as one row; every older file's pending
+        // rows, if it has any, are brought over.
+        aggregates::migrate_pending_rows(connection)?;
+        connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
         Ok(Ok(()))
     })();
     match prepared {
@@ -617,7 +491,7 @@ fn run_writer(
 
 /// Folds the pending aggregate deltas in a transaction of its own.
 fn fold_in_transaction(connection: &Connection) -> rusqlite::Result<()> {
-    in_write_transaction(connection, fold_deltas)
+    in_write_transaction(connection, aggregates::fold)
 }
 
 /// Runs `work` in a write transaction of its own (taking the write lock at once), committed
@@ -695,7 +569,7 @@ impl Database {
             idempotency_window_millis: AtomicI64::new(
                 DEFAULT_IDEMPOTENCY_WINDOW_SECONDS as i64 * 1000,
             ),
-            fold_after_members: AtomicI64::new(FOLD_AFTER_MEMBERS),
+            fold_after_members: AtomicI64::new(aggregates::FOLD_AFTER_MEMBERS),
             writes: Some(sender),
             writer: Some(writer),
             checkpointer: Some(checkpointer),
@@ -1049,11 +923,9 @@ fn claim_event(
 impl AggregateTable for Database {
     /// One write: the batch id is claimed first; if it was applied within the idempotency
     /// window nothing else happens. Then each event id is claimed, and events applied within
-    /// the window (redelivered in another batch) are left out of the sums. The counters and
-    /// memberships are appended to the pending tables, and folded into the aggregates once
-    /// enough are pending ([`fold_deltas`]): keyed by scope and window, the aggregate rows
-    /// of a batch's users are spread over the whole table, and adding them one batch at a
-    /// time wrote about one page per event to the log.
+    /// the window (redelivered in another batch) are left out of the sums. What is left is
+    /// appended as one pending row, and folded into the aggregates once enough are pending
+    /// ([`aggregates`]).
     async fn apply_once(&self, deltas: Arc<AggregateDeltas>) -> Result<ApplyOutcome, StorageError> {
         let applied_at = now_millis();
         let expired_before = applied_at - self.idempotency_window_millis.load(Ordering::Relaxed);
@@ -1076,29 +948,8 @@ impl AggregateTable for Database {
                 fresh = deltas.without(&applied_before);
                 &fresh
             };
-            let mut add = connection.prepare_cached(
-                "INSERT INTO pending_counters (scope, window_start, event_count, amount_sum) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for counter in &deltas.counters {
-                add.execute(params![
-                    counter.scope,
-                    counter.window_start,
-                    counter.count as i64,
-                    counter.amount_sum
-                ])?;
-            }
-            let mut member = connection.prepare_cached(
-                "INSERT INTO pending_members (scope, window_start, user_id) VALUES (?1, ?2, ?3)",
-            )?;
-            for entry in &deltas.members {
-                member.execute(params![entry.scope, entry.window_start, entry.user_id])?;
-            }
-            let pending: i64 = connection
-                .prepare_cached(PENDING_MEMBERS)?
-                .query_row([], |row| row.get(0))?;
-            if pending >= fold_after {
-                fold_deltas(connection)?;
+            if aggregates::append_pending(connection, deltas)? >= fold_after {
+                aggregates::fold(connection)?;
             }
             Ok(ApplyOutcome::Applied)
         })
@@ -1203,24 +1054,30 @@ mod tests {
     }
 
     #[test]
-    fn the_pending_count_reads_the_ends_of_the_table_without_scanning_it() {
+    fn the_pending_count_is_read_from_the_last_pending_row_without_scanning_the_table() {
+        use pipeline_domain::stages::aggregate::aggregate;
         let dir = tempfile::tempdir().unwrap();
         let file = made_file(&dir);
         let count = |file: &Connection| -> i64 {
-            file.query_row(PENDING_MEMBERS, [], |row| row.get(0))
+            file.query_row(aggregates::PENDING_MEMBERS, [], |row| row.get(0))
                 .unwrap()
         };
         assert_eq!(count(&file), 0);
-        for user in ["u1", "u2", "u3"] {
-            file.execute(
-                "INSERT INTO pending_members (scope, window_start, user_id) VALUES ('all', 0, ?1)",
-                params![user],
-            )
-            .unwrap();
+        // Each event adds two memberships (the `all` window's and its type's).
+        for (batch, user) in [("bat_1", "u1"), ("bat_2", "u2"), ("bat_3", "u3")] {
+            let deltas = aggregate(batch, &[user_event(batch, user, 60_000)]);
+            aggregates::append_pending(&file, &deltas).unwrap();
         }
-        assert_eq!(count(&file), 3);
+        assert_eq!(count(&file), 6);
+        let rows: i64 = file
+            .query_row("SELECT COUNT(*) FROM pending_deltas", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 3);
         let mut plan = file
-            .prepare(&format!("EXPLAIN QUERY PLAN {PENDING_MEMBERS}"))
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                aggregates::PENDING_MEMBERS
+            ))
             .unwrap();
         let steps: Vec<String> = plan
             .query_map([], |row| row.get::<_, String>(3))
@@ -1230,7 +1087,7 @@ mod tests {
         assert!(
             steps
                 .iter()
-                .all(|step| !step.starts_with("SCAN pending_members")),
+                .all(|step| !step.starts_with("SCAN pending_deltas")),
             "{steps:?}"
         );
     }
@@ -1725,6 +1582,63 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_file_of_schema_version_5_keeps_its_pending_deltas() {
+        use pipeline_domain::stages::aggregate::aggregate;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.db");
+        let database = Database::open(&path).unwrap();
+        let events = [user_event("e1", "u1", 60_000)];
+        database
+            .apply_once(aggregate("bat_1", &events).into())
+            .await
+            .unwrap();
+        drop(database);
+        // Version 5 kept a row per pending counter and membership; a process that stopped
+        // before its fold left them: here two more events of u2 and u1 in the same window.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE pending_deltas;
+                 CREATE TABLE pending_counters (id INTEGER PRIMARY KEY, scope TEXT NOT NULL,
+                     window_start INTEGER NOT NULL, event_count INTEGER NOT NULL,
+                     amount_sum REAL NOT NULL);
+                 CREATE TABLE pending_members (id INTEGER PRIMARY KEY, scope TEXT NOT NULL,
+                     window_start INTEGER NOT NULL, user_id TEXT NOT NULL);
+                 INSERT INTO pending_counters (scope, window_start, event_count, amount_sum)
+                     VALUES ('all', 60000, 2, 7.5), ('user:u2', 60000, 1, 7.5),
+                     ('user:u1', 60000, 1, 0);
+                 INSERT INTO pending_members (scope, window_start, user_id)
+                     VALUES ('all', 60000, 'u2'), ('all', 60000, 'u1');
+                 PRAGMA user_version = 5;",
+            )
+            .unwrap();
+
+        let database = Database::open(&path).expect("a version 5 file opens");
+        let snapshot = database.snapshot().unwrap();
+        let row = |scope: &str| {
+            snapshot
+                .aggregates
+                .iter()
+                .find(|row| row.scope == scope)
+                .map(|row| (row.count, row.amount_sum, row.distinct_users))
+        };
+        assert_eq!(row("all"), Some((3, 7.5, 2)));
+        assert_eq!(row("user:u1"), Some((2, 0.0, 0)));
+        assert_eq!(row("user:u2"), Some((1, 7.5, 0)));
+        drop(database);
+        let connection = Connection::open(&path).unwrap();
+        let (version, old_tables): (i64, i64) = connection
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), \
+                 (SELECT COUNT(*) FROM sqlite_master WHERE name IN ('pending_counters', 'pending_members'))",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, old_tables), (SCHEMA_VERSION, 0));
+    }
+
     #[test]
     fn a_file_of_schema_version_2_opens_without_claims() {
         let dir = tempfile::tempdir().unwrap();
@@ -1800,11 +1714,7 @@ mod tests {
         drop(database);
         let connection = Connection::open(dir.path().join("pipeline.db")).unwrap();
         let pending: i64 = connection
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM pending_counters) + (SELECT COUNT(*) FROM pending_members)",
-                [],
-                |row| row.get(0),
-            )
+            .query_row("SELECT COUNT(*) FROM pending_deltas", [], |row| row.get(0))
             .unwrap();
         assert_eq!(pending, 0);
         let (count, distinct): (i64, i64) = connection
@@ -1825,7 +1735,7 @@ mod tests {
         database.fold_after_members.store(3, Ordering::Relaxed);
         let file = Connection::open(dir.path().join("pipeline.db")).unwrap();
         let pending = || -> i64 {
-            file.query_row("SELECT COUNT(*) FROM pending_members", [], |row| row.get(0))
+            file.query_row(aggregates::PENDING_MEMBERS, [], |row| row.get(0))
                 .unwrap()
         };
         database

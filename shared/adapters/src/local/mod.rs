@@ -7,6 +7,7 @@
 //! <objects dir>/<bucket>/<key>          source objects for S3 events
 //! ```
 
+mod aggregates;
 mod checkpoint;
 mod database;
 mod keys;
