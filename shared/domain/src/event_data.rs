@@ -3,12 +3,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::canonical::canonical_object_text;
+
+/// The member of `data` that names the client's user agent.
+pub const USER_AGENT: &str = "userAgent";
 
 /// An event's `data` object, held as its canonical JSON text (keys sorted by their bytes, no
 /// insignificant whitespace: [`crate::canonical`]) together with the two members the stages
@@ -33,7 +36,7 @@ impl EventData {
         Self {
             text: canonical_object_text(map),
             amount: map.get("amount").and_then(Value::as_f64),
-            user_agent: map.get("userAgent").and_then(Value::as_str).map(Box::from),
+            user_agent: map.get(USER_AGENT).and_then(Value::as_str).map(Box::from),
         }
     }
 
@@ -52,13 +55,13 @@ impl EventData {
         self.user_agent.as_deref()
     }
 
-    /// The members' values that are strings, in key order (the text is read again: only the
-    /// search index asks, once per event).
-    pub fn string_values(&self) -> Vec<Cow<'_, str>> {
+    /// The members' values that are strings, in key order, but the value of the member named
+    /// `left_out` if any (the text is read again: only the search index asks, once per event).
+    pub fn string_values_except(&self, left_out: Option<&str>) -> Vec<Cow<'_, str>> {
         let mut reader = serde_json::Deserializer::from_str(self.json());
         // The text is a JSON object this type wrote, so reading it back cannot fail.
-        StringValues::deserialize(&mut reader)
-            .map(|values| values.0)
+        StringValues { left_out }
+            .deserialize(&mut reader)
             .unwrap_or_default()
     }
 }
@@ -102,28 +105,56 @@ impl<'de> Deserialize<'de> for EventData {
     }
 }
 
-/// The string values of a JSON object's members, borrowed when they need no unescaping.
-struct StringValues<'a>(Vec<Cow<'a, str>>);
+/// Reads the string values of a JSON object's members, borrowed when they need no
+/// unescaping, but the value of the member named `left_out`.
+struct StringValues<'k> {
+    left_out: Option<&'k str>,
+}
 
-impl<'de> Deserialize<'de> for StringValues<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members;
-        impl<'de> Visitor<'de> for Members {
-            type Value = StringValues<'de>;
+impl<'de> DeserializeSeed<'de> for StringValues<'_> {
+    type Value = Vec<Cow<'de, str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        struct Members<'k>(Option<&'k str>);
+        impl<'de> Visitor<'de> for Members<'_> {
+            type Value = Vec<Cow<'de, str>>;
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
                 formatter.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut values = Vec::new();
-                while map.next_key::<IgnoredAny>()?.is_some() {
-                    if let Some(text) = map.next_value::<StringOrOther>()?.0 {
+                while let Some(left_out) = map.next_key_seed(KeyIs(self.0))? {
+                    if left_out {
+                        map.next_value::<IgnoredAny>()?;
+                    } else if let Some(text) = map.next_value::<StringOrOther>()?.0 {
                         values.push(text);
                     }
                 }
-                Ok(StringValues(values))
+                Ok(values)
             }
         }
-        deserializer.deserialize_map(Members)
+        deserializer.deserialize_map(Members(self.left_out))
+    }
+}
+
+/// Reads a member's key as whether it is the given one, without copying it.
+struct KeyIs<'k>(Option<&'k str>);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a member's key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(self.0 == Some(key))
     }
 }
 
@@ -229,11 +260,15 @@ mod tests {
     }
 
     #[test]
-    fn string_values_are_the_string_members_in_key_order() {
+    fn string_values_are_the_string_members_in_key_order_but_the_one_left_out() {
         let data = data(json!({
             "z": "last", "a": "first \"quoted\"", "n": 1, "o": {"s": "nested"},
-            "l": ["listed"], "b": true, "u": null,
+            "l": ["listed"], "b": true, "u": null, "m\"é": "left out", "x": "kept",
         }));
-        assert_eq!(data.string_values(), vec!["first \"quoted\"", "last"]);
+        assert_eq!(
+            data.string_values_except(Some("m\"é")),
+            vec!["first \"quoted\"", "kept", "last"]
+        );
+        assert_eq!(data.string_values_except(None).len(), 4);
     }
 }
