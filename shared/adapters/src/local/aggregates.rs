@@ -6,7 +6,7 @@
 //! them batch by batch wrote about one page per event to the log. Pending deltas are
 //! appended instead, and the fold writes each page of the aggregate tables once however
 //! many batches touched it. A batch's deltas are one row, encoded here ([`encode`]): with a
-//! row per counter and per membership (schema version 5) inserting them was most of what
+//! row per counter and per membership (schema version 5) inserting them was about half of what
 //! applying a batch cost (README, benchmarks).
 
 use std::collections::{BTreeMap, HashMap};
