@@ -28,21 +28,31 @@ pub(super) const PENDING_MEMBERS: &str = "SELECT COALESCE((SELECT members_throug
 const FORMAT: u8 = 1;
 
 /// Leaves a batch's deltas pending, as one row, and answers how many memberships are
-/// pending now, this batch's included. A batch that adds nothing adds no row.
+/// pending now, this batch's included.
 pub(super) fn append_pending(
     connection: &Connection,
     deltas: &AggregateDeltas,
 ) -> rusqlite::Result<i64> {
+    append_pending_parts(connection, &deltas.counters, &deltas.members)
+}
+
+/// [`append_pending`] for counters and memberships sorted by scope and window; nothing
+/// to add adds no row.
+fn append_pending_parts(
+    connection: &Connection,
+    counters: &[CounterDelta],
+    members: &[WindowMember],
+) -> rusqlite::Result<i64> {
     let pending: i64 = connection
         .prepare_cached(PENDING_MEMBERS)?
         .query_row([], |row| row.get(0))?;
-    if deltas.counters.is_empty() && deltas.members.is_empty() {
+    if counters.is_empty() && members.is_empty() {
         return Ok(pending);
     }
-    let through = pending + deltas.members.len() as i64;
+    let through = pending + members.len() as i64;
     connection
         .prepare_cached("INSERT INTO pending_deltas (members_through, deltas) VALUES (?1, ?2)")?
-        .execute(params![through, encode(&deltas.counters, &deltas.members)])?;
+        .execute(params![through, encode(counters, members)])?;
     Ok(through)
 }
 
@@ -330,15 +340,8 @@ pub(super) fn migrate_pending_rows(connection: &Connection) -> rusqlite::Result<
         }
         connection.execute_batch("DROP TABLE pending_members")?;
     }
-    if counters.is_empty() && members.is_empty() {
-        return Ok(());
-    }
     members.sort_unstable();
-    connection.execute(
-        "INSERT INTO pending_deltas (members_through, deltas) VALUES (?1, ?2)",
-        params![members.len() as i64, encode(&counters, &members)],
-    )?;
-    Ok(())
+    append_pending_parts(connection, &counters, &members).map(drop)
 }
 
 #[cfg(test)]
