@@ -11,11 +11,14 @@ use std::io::Read;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pipeline_domain::StorageError;
+use pipeline_domain::canonical::encoded_size;
 use pipeline_domain::event::{SourceKind, SourceRef};
 use pipeline_domain::ports::ObjectSource;
 use pipeline_domain::sources::{Decoded, Payload, SourceRecord, decode};
 use pipeline_domain::stages::aggregate::aggregate;
-use pipeline_domain::stages::enrich::{UserProfile, enrich};
+use pipeline_domain::stages::enrich::{EnrichedEvent, UserProfile, enrich};
+use pipeline_domain::stages::inference::{RiskLabel, RiskScore};
+use pipeline_domain::stages::store::StoredEvent;
 use pipeline_domain::stages::validate::{ValidatedBatch, validate};
 use pipeline_domain::synth::{SynthConfig, generate};
 use serde_json::json;
@@ -188,6 +191,58 @@ fn benches(c: &mut Criterion) {
                 let enriched = enrich(batch.events, &profiles, NOW_MILLIS);
                 black_box((enriched, deltas));
             }
+        })
+    });
+    group.finish();
+
+    // An event row's JSON and a staged batch's size, with the derived `Serialize` and with
+    // the hand-written writer that replaced it (the same bytes).
+    let enriched: Vec<Vec<EnrichedEvent>> = validated
+        .iter()
+        .map(|batch| enrich(batch.events.clone(), &profiles, NOW_MILLIS))
+        .collect();
+    let risk = RiskScore {
+        event_id: "evt_0123456789abcdef0123456789abcdef".to_owned(),
+        score: 0.25,
+        label: RiskLabel::Low,
+        model_version: "risk-lr-ee1043bf653f".to_owned(),
+    };
+    let mut group = c.benchmark_group("event_json");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    let rows = |write: fn(&StoredEvent<'_>, &mut Vec<u8>)| {
+        let mut bytes = 0;
+        for batch in &enriched {
+            for event in batch {
+                let stored = StoredEvent {
+                    enriched: event,
+                    risk: Some(&risk),
+                };
+                let mut row = Vec::with_capacity(2048);
+                write(&stored, &mut row);
+                bytes += black_box(row).len();
+            }
+        }
+        bytes
+    };
+    group.bench_function("rows_derived", |bench| {
+        bench.iter(|| rows(|stored, row| serde_json::to_writer(row, stored).unwrap()))
+    });
+    group.bench_function("rows_written", |bench| {
+        bench.iter(|| rows(|stored, row| stored.write_json(row).unwrap()))
+    });
+    group.bench_function("batch_size_derived", |bench| {
+        bench.iter(|| {
+            let sizes = enriched.iter().map(encoded_size);
+            black_box(sizes.sum::<usize>())
+        })
+    });
+    group.bench_function("batch_size_written", |bench| {
+        bench.iter(|| {
+            let sizes = enriched
+                .iter()
+                .map(|batch| EnrichedEvent::batch_json_len(batch));
+            black_box(sizes.sum::<usize>())
         })
     });
     group.finish();

@@ -54,18 +54,23 @@ pub fn canonical_object_text(map: &Map<String, Value>) -> Box<RawValue> {
 
 /// Appends a JSON string literal to `out`.
 pub fn write_string(text: &str, out: &mut Vec<u8>) {
+    out.reserve(text.len() + 2);
+    // Writing into memory cannot fail.
+    let _ = write_string_to(out, text);
+}
+
+/// Writes a JSON string literal: the same bytes as serde_json, copied as they are when
+/// nothing in the text needs an escape (without serde_json's per-byte table).
+pub fn write_string_to<W: std::io::Write>(out: &mut W, text: &str) -> std::io::Result<()> {
     let plain = text
         .bytes()
         .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
     if plain {
-        // Nothing to escape: the same bytes serde_json would write, without its per-byte table.
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        out.write_all(b"\"")?;
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\"")
     } else {
-        // Serialising a &str into a Vec cannot fail.
-        serde_json::to_writer(&mut *out, text).expect("writing a JSON string into memory");
+        serde_json::to_writer(out, text).map_err(std::io::Error::other)
     }
 }
 

@@ -14,7 +14,7 @@ use pipeline_domain::stages::validate::{RejectedRecord, ValidEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::carried::{Carried, Countable};
+use crate::carried::{Carried, CarriedItem, Countable};
 use crate::error::{ErrorName, HandlerError};
 
 /// The contract version every stage writes and accepts.
@@ -175,6 +175,8 @@ pub struct StoreOutput {
     #[serde(flatten)]
     pub report: StoreReport,
 }
+
+impl CarriedItem for EventOnly {}
 
 impl Countable for AggregateDeltas {
     fn item_count(&self) -> usize {

@@ -800,9 +800,10 @@ impl EventRow {
         // and copied about eight times per row. The data object's text is the part that
         // varies; the rest of a row is under 1 KiB.
         let mut body = Vec::with_capacity(ROW_BYTES_BESIDE_DATA + event.data.json().len());
-        serde_json::to_writer(&mut body, stored)
+        stored
+            .write_json(&mut body)
             .map_err(|error| StorageError::permanent("encode an event row", error))?;
-        // serde_json writes only UTF-8.
+        // The JSON writer writes only UTF-8.
         let body = String::from_utf8(body)
             .map_err(|error| StorageError::permanent("encode an event row", error))?;
         Ok(Self {

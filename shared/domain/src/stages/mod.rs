@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod enrich;
+mod event_json;
 pub mod inference;
 pub mod store;
 pub mod validate;
