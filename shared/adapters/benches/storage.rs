@@ -19,7 +19,7 @@
 //!   are, as in the demo), in one database that grows over the run.
 //! - `fold_pending`: folding the aggregate deltas of 20,000 events (about 40,000 pending
 //!   window memberships) into aggregate tables that hold as many, which `store` does once
-//!   200,000 memberships are pending and `pipeline run` and `demo` do before they stop
+//!   50,000 memberships are pending and `pipeline run` and `demo` do before they stop
 //!   their clock.
 //!
 //! criterion's "elements/s" is events per second.
