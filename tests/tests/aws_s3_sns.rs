@@ -356,7 +356,7 @@ fn with_bucket(mut event: Value, bucket: &str) -> Value {
 /// Every item the S3 notification streams, with the bucket in record ids put back to the
 /// fixtures' one.
 fn streamed(event: Value, objects: &dyn ObjectSource, bucket: &str) -> Vec<Streamed> {
-    let opened = open_stream(event, objects).expect("an S3 notification");
+    let opened = open_stream(&event, objects).expect("an S3 notification");
     opened
         .records
         .map(|item| {

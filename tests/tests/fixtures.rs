@@ -44,7 +44,7 @@ fn fixtures_decode_to_the_expected_records() {
     let objects = FolderObjects::new(objects_dir());
     let mut mismatches = Vec::new();
     for (source, name, path) in source_fixtures() {
-        let decoded = decode(read_json(&path), &objects)
+        let decoded = decode(&read_json(&path), &objects)
             .unwrap_or_else(|error| panic!("{source}/{name}: {error}"));
         assert_eq!(
             decoded.kind.as_str(),

@@ -91,7 +91,7 @@ proptest! {
 
     #[test]
     fn arbitrary_json_as_an_event_never_panics(value in arbitrary_json()) {
-        if let Ok(decoded) = decode(value, &BytesObject(Vec::new())) {
+        if let Ok(decoded) = decode(&value, &BytesObject(Vec::new())) {
             let _ = validate(decoded);
         }
     }
@@ -116,7 +116,7 @@ proptest! {
             json!({"httpMethod": "POST", "requestContext": {"requestId": "r"}, "body": encoded, "isBase64Encoded": true}),
         ];
         for envelope in envelopes {
-            if let Ok(decoded) = decode(envelope, &BytesObject(Vec::new())) {
+            if let Ok(decoded) = decode(&envelope, &BytesObject(Vec::new())) {
                 let _ = validate(decoded);
             }
         }
@@ -124,7 +124,7 @@ proptest! {
 
     #[test]
     fn arbitrary_s3_objects_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
-        let decoded = decode(s3_event(), &BytesObject(bytes)).expect("the S3 envelope is valid");
+        let decoded = decode(&s3_event(), &BytesObject(bytes)).expect("the S3 envelope is valid");
         let _ = validate(decoded);
     }
 

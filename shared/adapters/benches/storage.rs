@@ -84,7 +84,7 @@ impl Batches {
         };
         let events = generate(&config, BATCH);
         let event = wrap_as(SourceKind::Direct, &events, seed as usize).expect("a direct batch");
-        let decoded = decode(event, &self.objects).expect("the batch decodes");
+        let decoded = decode(&event, &self.objects).expect("the batch decodes");
         let batch = validate(decoded);
         let deltas = aggregate(
             &batch.batch_id,

@@ -132,11 +132,12 @@ fn collect_tasks(scope: &model::Scope, tasks: &mut Vec<(String, String)>) {
 #[async_trait::async_trait]
 pub trait TaskHandler: Send + Sync {
     /// Runs `resource` on `input` (the state's effective input, after `InputPath` and
-    /// `Parameters`). An error's name is what `Retry` and `Catch` match.
+    /// `Parameters`). An error's name is what `Retry` and `Catch` match. The input is
+    /// borrowed: the state keeps it, for a retry or a catcher's `ResultPath`.
     async fn invoke(
         &self,
         resource: &str,
-        input: Value,
+        input: &Value,
         context: &TaskContext,
     ) -> Result<Value, TaskError>;
 }

@@ -231,9 +231,9 @@ struct SlowHandler {
 
 #[async_trait::async_trait]
 impl TaskHandler for SlowHandler {
-    async fn invoke(&self, _: &str, input: Value, _: &TaskContext) -> Result<Value, TaskError> {
+    async fn invoke(&self, _: &str, input: &Value, _: &TaskContext) -> Result<Value, TaskError> {
         tokio::time::sleep(Duration::from_secs(self.seconds)).await;
-        Ok(input)
+        Ok(input.clone())
     }
 }
 

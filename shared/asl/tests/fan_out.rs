@@ -23,7 +23,7 @@ impl TaskHandler for TrackingHandler {
     async fn invoke(
         &self,
         resource: &str,
-        input: Value,
+        input: &Value,
         _: &TaskContext,
     ) -> Result<Value, TaskError> {
         self.calls.fetch_add(1, Ordering::SeqCst);

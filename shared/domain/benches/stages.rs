@@ -147,7 +147,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("decode_s3_jsonl", |bench| {
         bench.iter(|| {
             for key in &keys {
-                black_box(decode(s3_event(key), &objects).unwrap());
+                black_box(decode(&s3_event(key), &objects).unwrap());
             }
         })
     });
@@ -183,7 +183,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("decode_validate_enrich_aggregate", |bench| {
         bench.iter(|| {
             for key in &keys {
-                let batch = validate(decode(s3_event(key), &objects).unwrap());
+                let batch = validate(decode(&s3_event(key), &objects).unwrap());
                 let deltas = aggregate(
                     &batch.batch_id,
                     batch.events.iter().map(|valid| &valid.event),

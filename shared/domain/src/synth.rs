@@ -357,7 +357,7 @@ mod tests {
             SourceKind::ApiGatewayRest,
             SourceKind::DynamodbStream,
         ] {
-            let decoded = decode(wrap_as(kind, &events, 0).unwrap(), &NoObjects).unwrap();
+            let decoded = decode(&wrap_as(kind, &events, 0).unwrap(), &NoObjects).unwrap();
             assert_eq!(decoded.kind, kind);
             let values: Vec<Value> = decoded
                 .records

@@ -38,7 +38,7 @@ pub async fn invoke(
     event: Value,
     request_id: &str,
 ) -> Result<Value, HandlerError> {
-    invoke_in_execution(stage, deps, event, request_id, None).await
+    invoke_in_execution(stage, deps, &event, request_id, None).await
 }
 
 /// Runs `stage` on `event` as a Task of `execution`, a state machine running in this
@@ -48,7 +48,7 @@ pub async fn invoke(
 pub async fn invoke_in_execution(
     stage: Stage,
     deps: &Dependencies,
-    event: Value,
+    event: &Value,
     request_id: &str,
     execution: Option<&str>,
 ) -> Result<Value, HandlerError> {
@@ -92,11 +92,11 @@ fn record_batch_id(batch_id: &str) {
 async fn run_validate(
     deps: &Dependencies,
     staging: StagingScope<'_>,
-    event: Value,
+    event: &Value,
 ) -> Result<Value, HandlerError> {
     // Kept in case the event turns out to be unreadable, so that it can be quarantined.
-    let excerpt = json_excerpt(&event);
-    let kind = detect(&event).unwrap_or(SourceKind::Direct);
+    let excerpt = json_excerpt(event);
+    let kind = detect(event).unwrap_or(SourceKind::Direct);
     let opened = match open_stream(event, deps.objects.as_ref()) {
         Ok(opened) => opened,
         Err(DecodeError::Object(storage)) => return Err(storage.into()),
@@ -303,7 +303,7 @@ fn top_reasons(rejected: &[RejectedRecord]) -> Vec<ReasonCount> {
 async fn run_enrich(
     deps: &Dependencies,
     staging: StagingScope<'_>,
-    event: Value,
+    event: &Value,
 ) -> Result<Value, HandlerError> {
     let input: EnrichInput = parse_input("enrich", event)?;
     record_batch_id(&input.batch_id);
@@ -338,7 +338,7 @@ async fn run_enrich(
 async fn run_aggregate(
     deps: &Dependencies,
     staging: StagingScope<'_>,
-    event: Value,
+    event: &Value,
 ) -> Result<Value, HandlerError> {
     let input: EventsInput = parse_input("aggregate", event)?;
     record_batch_id(&input.batch_id);
@@ -394,7 +394,7 @@ fn kept_events(events: &Carried<Vec<EventOnly>>, staging: StagingScope<'_>) -> O
 async fn run_inference(
     deps: &Dependencies,
     staging: StagingScope<'_>,
-    event: Value,
+    event: &Value,
 ) -> Result<Value, HandlerError> {
     let input: InferenceInput = parse_input("inference", event)?;
     record_batch_id(&input.batch_id);
@@ -424,7 +424,7 @@ async fn run_inference(
 async fn run_store(
     deps: &Dependencies,
     staging: StagingScope<'_>,
-    event: Value,
+    event: &Value,
 ) -> Result<Value, HandlerError> {
     if event.get("quarantine").is_some() {
         let input: QuarantineInput = parse_input("store", event)?;

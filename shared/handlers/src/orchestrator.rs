@@ -96,7 +96,7 @@ impl LocalTasks {
     async fn call(
         &self,
         stage: Stage,
-        input: Value,
+        input: &Value,
         request_id: &str,
         execution: &str,
     ) -> Result<Value, TaskError> {
@@ -120,7 +120,7 @@ impl TaskHandler for LocalTasks {
     async fn invoke(
         &self,
         resource: &str,
-        input: Value,
+        input: &Value,
         context: &TaskContext,
     ) -> Result<Value, TaskError> {
         let request_id = format!(
@@ -138,7 +138,7 @@ impl TaskHandler for LocalTasks {
                     cause: format!("Function not found: {function:?}"),
                 });
             };
-            let payload = input.get("Payload").cloned().unwrap_or(Value::Null);
+            let payload = input.get("Payload").unwrap_or(&Value::Null);
             let output = self
                 .call(stage, payload, &request_id, &context.execution_name)
                 .await?;

@@ -187,7 +187,7 @@ impl Countable for AggregateDeltas {
 /// Parses a stage's input, naming the stage and the problem when it does not fit.
 pub fn parse_input<T: serde::de::DeserializeOwned>(
     stage: &str,
-    event: Value,
+    event: &Value,
 ) -> Result<T, HandlerError> {
     if let Some(version) = event.get("version").and_then(Value::as_u64)
         && version != u64::from(CONTRACT_VERSION)

@@ -43,7 +43,7 @@ impl Runner<'_> {
         let branches = parallel.branches.iter().map(|branch| {
             self.run_scope(
                 branch,
-                StateInput::Owned(effective.clone()),
+                StateInput::Owned(Value::clone(&effective)),
                 Some(effective_bytes),
             )
         });

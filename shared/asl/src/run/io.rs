@@ -8,27 +8,29 @@ use super::{Frame, Runner};
 use crate::context::{Environment, quote_value, state_error_prefix};
 use crate::error::{StateError, names};
 use crate::model::{Filter, Filters, ResultHandling, ResultPath};
-use crate::path::set_at_reference;
+use crate::path::{QueryPath, set_at_reference};
 use crate::template::Template;
 
 impl Runner<'_> {
     /// The state's effective input: `InputPath`, then `Parameters` (or `ItemSelector`).
-    pub(crate) fn effective_input(
+    /// Borrowed from the raw input when it is the whole of it (`$` and no `Parameters`): the
+    /// state keeps its input for a retry or a catcher, so a copy would be made for nothing.
+    pub(crate) fn effective_input<'v>(
         &self,
         frame: &Frame<'_>,
         filters: &Filters,
         parameters: Option<&Template>,
-        raw_input: &Value,
+        raw_input: &'v Value,
         retry_count: u32,
-    ) -> Result<Value, StateError> {
-        let selected = apply_filter(frame, &filters.input_path, raw_input.clone(), "InputPath")?;
+    ) -> Result<Cow<'v, Value>, StateError> {
+        let selected = select_filter(frame, &filters.input_path, raw_input, "InputPath")?;
         match parameters {
             None => Ok(selected),
             Some(template) => {
                 let view = self.context_view(frame, retry_count);
                 let environment =
                     Environment::new(&selected, &view, &self.random, frame.entered_event);
-                template.evaluate(&environment)
+                template.evaluate(&environment).map(Cow::Owned)
             }
         }
     }
@@ -69,15 +71,36 @@ pub(crate) fn apply_filter(
     match filter {
         Filter::Null => Ok(Value::Object(Map::new())),
         Filter::Path(path) if path.is_root() => Ok(value),
-        Filter::Path(path) => path.select_owned(value).ok_or_else(|| {
-            StateError::runtime(format!(
-                "{} Invalid path '{}' : No results for path: {} (the path of the field '{field}')",
-                state_error_prefix(&frame.state.name, frame.entered_event),
-                path.text(),
-                path.text()
-            ))
-        }),
+        Filter::Path(path) => path
+            .select_owned(value)
+            .ok_or_else(|| no_results(frame, path, field)),
     }
+}
+
+/// [`apply_filter`] on a borrowed value: the value itself for `$`, else what is selected.
+fn select_filter<'v>(
+    frame: &Frame<'_>,
+    filter: &Filter,
+    value: &'v Value,
+    field: &str,
+) -> Result<Cow<'v, Value>, StateError> {
+    match filter {
+        Filter::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
+        Filter::Path(path) if path.is_root() => Ok(Cow::Borrowed(value)),
+        Filter::Path(path) => path
+            .select(value)
+            .map(Cow::Owned)
+            .ok_or_else(|| no_results(frame, path, field)),
+    }
+}
+
+fn no_results(frame: &Frame<'_>, path: &QueryPath, field: &str) -> StateError {
+    StateError::runtime(format!(
+        "{} Invalid path '{}' : No results for path: {} (the path of the field '{field}')",
+        state_error_prefix(&frame.state.name, frame.entered_event),
+        path.text(),
+        path.text()
+    ))
 }
 
 /// Applies a `ResultPath` (of a state or of a catcher): `null` keeps the input, `$` takes

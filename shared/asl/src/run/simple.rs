@@ -32,7 +32,7 @@ impl Runner<'_> {
         }
         let result = match &pass.result {
             Some(result) => result.clone(),
-            None => effective,
+            None => effective.into_owned(),
         };
         self.check_size(frame.state, PayloadKind::Result, &result)?;
         let combined = apply_result_path(&pass.result_path, Cow::Owned(input), result)?;

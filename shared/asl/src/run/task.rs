@@ -57,7 +57,7 @@ impl Runner<'_> {
             state_name: state.name.clone(),
             retry_count,
         };
-        let call = self.handler.invoke(&task.resource, effective, &context);
+        let call = self.handler.invoke(&task.resource, &effective, &context);
         let outcome = match timeout {
             None => call.await,
             Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), call).await {

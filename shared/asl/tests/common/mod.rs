@@ -57,13 +57,13 @@ impl TaskHandler for FnHandler {
     async fn invoke(
         &self,
         resource: &str,
-        input: Value,
+        input: &Value,
         context: &TaskContext,
     ) -> Result<Value, TaskError> {
         if let Ok(mut calls) = self.calls.lock() {
             calls.push((resource.to_string(), input.clone(), context.retry_count));
         }
-        (self.behaviour)(resource, input, context)
+        (self.behaviour)(resource, input.clone(), context)
     }
 }
 

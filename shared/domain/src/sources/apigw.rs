@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::{DecodeError, Decoded, Payload, RecordSink, parse_shape};
 use crate::event::SourceKind;
 
-pub(super) fn decode_rest(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_rest(event: &Value) -> Result<Decoded, DecodeError> {
     let request: ApiGatewayProxyRequest = parse_shape(SourceKind::ApiGatewayRest, event)?;
     let request_id = request
         .request_context
@@ -24,7 +24,7 @@ pub(super) fn decode_rest(event: Value) -> Result<Decoded, DecodeError> {
     ))
 }
 
-pub(super) fn decode_http(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_http(event: &Value) -> Result<Decoded, DecodeError> {
     let request: ApiGatewayV2httpRequest = parse_shape(SourceKind::ApiGatewayHttp, event)?;
     let request_id = request
         .request_context

@@ -173,8 +173,8 @@ pub fn detect(event: &Value) -> Result<SourceKind, DecodeError> {
 }
 
 /// Decodes any supported Lambda event into records. S3 objects are read through `objects`.
-pub fn decode(event: Value, objects: &dyn ObjectSource) -> Result<Decoded, DecodeError> {
-    let kind = detect(&event)?;
+pub fn decode(event: &Value, objects: &dyn ObjectSource) -> Result<Decoded, DecodeError> {
+    let kind = detect(event)?;
     match kind {
         SourceKind::Direct => Ok(decode_direct(event)),
         SourceKind::PipelineBatch => decode_pipeline_batch(event),
@@ -209,11 +209,11 @@ pub struct OpenedSource<'a> {
 }
 
 /// Like [`decode`], but hands out records one by one.
-pub fn open_stream(
-    event: Value,
-    objects: &dyn ObjectSource,
-) -> Result<OpenedSource<'_>, DecodeError> {
-    if detect(&event)? == SourceKind::S3 {
+pub fn open_stream<'a>(
+    event: &Value,
+    objects: &'a dyn ObjectSource,
+) -> Result<OpenedSource<'a>, DecodeError> {
+    if detect(event)? == SourceKind::S3 {
         return Ok(OpenedSource {
             kind: SourceKind::S3,
             batch_id: None,
@@ -246,34 +246,37 @@ impl Iterator for RecordStream<'_> {
     }
 }
 
-fn decode_direct(event: Value) -> Decoded {
+fn decode_direct(event: &Value) -> Decoded {
     let mut sink = RecordSink::new(SourceKind::Direct);
     if let Value::Array(items) = event {
-        for (position, item) in items.into_iter().enumerate() {
-            sink.push(format!("item-{position}"), Payload::Json(item));
+        for (position, item) in items.iter().enumerate() {
+            sink.push(format!("item-{position}"), Payload::Json(item.clone()));
         }
     }
     sink.finish(None)
 }
 
-fn decode_pipeline_batch(event: Value) -> Result<Decoded, DecodeError> {
+fn decode_pipeline_batch(event: &Value) -> Result<Decoded, DecodeError> {
     let malformed = |message: &str| DecodeError::Malformed {
         kind: SourceKind::PipelineBatch,
         message: message.to_owned(),
     };
-    let Value::Object(mut object) = event else {
+    let Value::Object(object) = event else {
         return Err(malformed("expected an object"));
     };
-    let batch_id = match object.remove("batchId") {
-        Some(Value::String(id)) if !id.is_empty() => id,
+    let batch_id = match object.get("batchId") {
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
         _ => return Err(malformed("batchId must be a non-empty string")),
     };
-    let Some(Value::Array(events)) = object.remove("events") else {
+    let Some(Value::Array(events)) = object.get("events") else {
         return Err(malformed("events must be an array"));
     };
     let mut sink = RecordSink::new(SourceKind::PipelineBatch);
-    for (position, item) in events.into_iter().enumerate() {
-        sink.push(format!("{batch_id}#{position}"), Payload::Json(item));
+    for (position, item) in events.iter().enumerate() {
+        sink.push(
+            format!("{batch_id}#{position}"),
+            Payload::Json(item.clone()),
+        );
     }
     Ok(sink.finish(Some(batch_id)))
 }
@@ -289,12 +292,15 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// Parses `event` as the given AWS shape, reporting a malformed event by its kind.
+/// Parses `event` as the given AWS shape, reporting a malformed event by its kind. The
+/// event is borrowed: a state machine keeps its input (for a retry, or `$$.Execution.Input`)
+/// while the Task runs, so decoding copies only the fields the shape reads rather than the
+/// whole event.
 pub(crate) fn parse_shape<T: serde::de::DeserializeOwned>(
     kind: SourceKind,
-    event: Value,
+    event: &Value,
 ) -> Result<T, DecodeError> {
-    serde_json::from_value(event).map_err(|error| DecodeError::Malformed {
+    T::deserialize(event).map_err(|error| DecodeError::Malformed {
         kind,
         message: error.to_string(),
     })

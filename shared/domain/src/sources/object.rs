@@ -34,7 +34,7 @@ pub enum Streamed {
 
 impl<'a> S3Records<'a> {
     /// Reads the notification; no object is opened yet.
-    pub(super) fn new(event: Value, objects: &'a dyn ObjectSource) -> Result<Self, DecodeError> {
+    pub(super) fn new(event: &Value, objects: &'a dyn ObjectSource) -> Result<Self, DecodeError> {
         let event: S3Event = parse_shape(SourceKind::S3, event)?;
         let malformed = |message: &str| DecodeError::Malformed {
             kind: SourceKind::S3,
@@ -114,7 +114,7 @@ impl Iterator for S3Records<'_> {
     }
 }
 
-pub(super) fn decode_s3(event: Value, objects: &dyn ObjectSource) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_s3(event: &Value, objects: &dyn ObjectSource) -> Result<Decoded, DecodeError> {
     let mut decoded = Decoded {
         kind: SourceKind::S3,
         records: Vec::new(),

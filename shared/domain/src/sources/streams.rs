@@ -5,13 +5,14 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::kinesis::KinesisEventRecord;
 use aws_lambda_events::sns::SnsEvent;
 use aws_lambda_events::sqs::SqsEvent;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::attribute_value::item_to_json;
 use super::{DecodeError, Decoded, Payload, RecordSink, parse_shape};
 use crate::event::SourceKind;
 
-pub(super) fn decode_sqs(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_sqs(event: &Value) -> Result<Decoded, DecodeError> {
     let event: SqsEvent = parse_shape(SourceKind::Sqs, event)?;
     let mut sink = RecordSink::new(SourceKind::Sqs);
     for (position, message) in event.records.into_iter().enumerate() {
@@ -30,7 +31,7 @@ pub(super) fn decode_sqs(event: Value) -> Result<Decoded, DecodeError> {
     Ok(sink.finish(None))
 }
 
-pub(super) fn decode_sns(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_sns(event: &Value) -> Result<Decoded, DecodeError> {
     let event: SnsEvent = parse_shape(SourceKind::Sns, event)?;
     let mut sink = RecordSink::new(SourceKind::Sns);
     for record in event.records {
@@ -42,17 +43,17 @@ pub(super) fn decode_sns(event: Value) -> Result<Decoded, DecodeError> {
     Ok(sink.finish(None))
 }
 
-pub(super) fn decode_kinesis(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_kinesis(event: &Value) -> Result<Decoded, DecodeError> {
     // The data field is base64; the record type decodes it while parsing. One record with
     // bad data would make the whole event fail to parse, so records are parsed one by one.
     let records = records_array(SourceKind::Kinesis, event)?;
     let mut sink = RecordSink::new(SourceKind::Kinesis);
-    for (position, record) in records.into_iter().enumerate() {
+    for (position, record) in records.iter().enumerate() {
         let sequence = record
             .pointer("/kinesis/sequenceNumber")
             .and_then(Value::as_str)
             .map_or_else(|| format!("record-{position}"), str::to_owned);
-        match serde_json::from_value::<KinesisEventRecord>(record) {
+        match KinesisEventRecord::deserialize(record) {
             Ok(record) => sink.push(sequence, Payload::Bytes(record.kinesis.data.0)),
             Err(error) => sink.push(
                 sequence,
@@ -66,7 +67,7 @@ pub(super) fn decode_kinesis(event: Value) -> Result<Decoded, DecodeError> {
     Ok(sink.finish(None))
 }
 
-pub(super) fn decode_dynamodb(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_dynamodb(event: &Value) -> Result<Decoded, DecodeError> {
     let event: DynamoDbEvent = parse_shape(SourceKind::DynamodbStream, event)?;
     let mut sink = RecordSink::new(SourceKind::DynamodbStream);
     for record in event.records {
@@ -115,7 +116,7 @@ pub(super) fn decode_dynamodb(event: Value) -> Result<Decoded, DecodeError> {
     Ok(sink.finish(None))
 }
 
-pub(super) fn decode_eventbridge(event: Value) -> Result<Decoded, DecodeError> {
+pub(super) fn decode_eventbridge(event: &Value) -> Result<Decoded, DecodeError> {
     let event: EventBridgeEvent<Value> = parse_shape(SourceKind::Eventbridge, event)?;
     let mut sink = RecordSink::new(SourceKind::Eventbridge);
     let id = event.id.unwrap_or_else(|| "event".to_owned());
@@ -123,9 +124,9 @@ pub(super) fn decode_eventbridge(event: Value) -> Result<Decoded, DecodeError> {
     Ok(sink.finish(None))
 }
 
-fn records_array(kind: SourceKind, event: Value) -> Result<Vec<Value>, DecodeError> {
+fn records_array(kind: SourceKind, event: &Value) -> Result<&Vec<Value>, DecodeError> {
     match event {
-        Value::Object(mut object) => match object.remove("Records") {
+        Value::Object(object) => match object.get("Records") {
             Some(Value::Array(records)) => Ok(records),
             _ => Err(DecodeError::Malformed {
                 kind,
