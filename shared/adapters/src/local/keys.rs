@@ -22,7 +22,7 @@
 //! Memory: 16 bytes per id and 4 bytes per slot, with 1.3 to 4 slots per id: about 24 MiB
 //! for a million ids.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -56,7 +56,6 @@ pub(super) struct KeyFields {
 /// A row the open transaction added or changed, not yet written to the file.
 #[derive(Debug)]
 struct Unwritten {
-    event_id: String,
     row: KeyRow,
     /// True for a row that is not in the file at all (an insert, not an update).
     added: bool,
@@ -73,8 +72,19 @@ pub(super) struct EventKeys {
     slots: Vec<u32>,
     /// Entries known to be in the file; those after were added by the open transaction.
     committed: usize,
-    /// The rows the open transaction added or changed, by row id, until [`EventKeys::flush`].
-    unwritten: HashMap<i64, Unwritten>,
+    /// The rows the open transaction added or changed, by event id, until
+    /// [`EventKeys::flush`]. A transaction usually looks up each of its ids three times (its
+    /// event, its claim, its document); after the first, the id is found here, among the
+    /// transaction's few thousand, without probing the slots of every known id (a cache
+    /// miss each).
+    unwritten: foldhash::HashMap<String, Unwritten>,
+}
+
+/// The digest of an event id in the table: foldhash with a fixed seed, a few multiplications
+/// for a 36-byte id where FNV-1a makes one per byte. It is never stored (each process builds
+/// its table from `event_keys`), so it need not be stable across versions.
+fn id_digest(event_id: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x6576_656e_745f_6964).hash_one(event_id)
 }
 
 /// A 64-bit FNV-1a digest: stable across processes and versions, unlike the standard hasher.
@@ -132,7 +142,7 @@ impl EventKeys {
     /// Remembers that event id `event_id` is in row `row`, added by the open transaction.
     pub fn record(&mut self, event_id: &str, row: i64) {
         self.entries.push(Entry {
-            digest: digest(event_id),
+            digest: id_digest(event_id),
             row,
         });
         if self.entries.len() * 4 > self.slots.len() * 3 {
@@ -184,34 +194,27 @@ impl EventKeys {
             applied_at: fields.applied_at,
             text_digest: fields.text_digest,
         };
-        self.unwritten.insert(
-            id,
-            Unwritten {
-                event_id: event_id.to_owned(),
-                row,
-                added: true,
-            },
-        );
+        self.unwritten
+            .insert(event_id.to_owned(), Unwritten { row, added: true });
         row
     }
 
     /// Replaces the fields of `event_id`'s row (found by [`EventKeys::locate`]) with those of
     /// `row`. It is written to the file by [`EventKeys::flush`].
     pub fn change(&mut self, event_id: &str, row: KeyRow) {
-        self.unwritten
-            .entry(row.id)
-            .and_modify(|unwritten| unwritten.row = row)
-            .or_insert_with(|| Unwritten {
-                event_id: event_id.to_owned(),
-                row,
-                added: false,
-            });
+        match self.unwritten.get_mut(event_id) {
+            Some(unwritten) => unwritten.row = row,
+            None => {
+                self.unwritten
+                    .insert(event_id.to_owned(), Unwritten { row, added: false });
+            }
+        }
     }
 
     /// Writes the rows the open transaction added or changed, once each, in row-id order.
     pub fn flush(&mut self, connection: &Connection) -> rusqlite::Result<()> {
-        let mut rows: Vec<Unwritten> = self.unwritten.drain().map(|(_, row)| row).collect();
-        rows.sort_unstable_by_key(|unwritten| unwritten.row.id);
+        let mut rows: Vec<(String, Unwritten)> = self.unwritten.drain().collect();
+        rows.sort_unstable_by_key(|(_, unwritten)| unwritten.row.id);
         let mut insert = connection.prepare_cached(
             "INSERT INTO event_keys (id, event_id, event_row, applied_at, text_digest) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -219,12 +222,7 @@ impl EventKeys {
         let mut update = connection.prepare_cached(
             "UPDATE event_keys SET event_row = ?2, applied_at = ?3, text_digest = ?4 WHERE id = ?1",
         )?;
-        for Unwritten {
-            event_id,
-            row,
-            added,
-        } in rows
-        {
+        for (event_id, Unwritten { row, added }) in rows {
             if added {
                 insert.execute(params![
                     row.id,
@@ -251,13 +249,12 @@ impl EventKeys {
         connection: &Connection,
         event_id: &str,
     ) -> rusqlite::Result<Option<KeyRow>> {
-        for id in self.candidates(digest(event_id)) {
-            if let Some(unwritten) = self.unwritten.get(&id) {
-                if unwritten.event_id == event_id {
-                    return Ok(Some(unwritten.row));
-                }
-                continue;
-            }
+        if let Some(unwritten) = self.unwritten.get(event_id) {
+            return Ok(Some(unwritten.row));
+        }
+        for id in self.candidates(id_digest(event_id)) {
+            // Another id with the same digest: a row the open transaction added is not in
+            // the file yet, and one in the file holds its own id; either way it is no match.
             let mut statement = connection.prepare_cached(
                 "SELECT event_id, event_row, applied_at, text_digest FROM event_keys WHERE id = ?1",
             )?;
@@ -390,13 +387,32 @@ mod tests {
             .execute("INSERT INTO event_keys (event_id) VALUES ('evt_b')", [])
             .unwrap();
         keys.entries.push(Entry {
-            digest: digest("evt_a"),
+            digest: id_digest("evt_a"),
             row: connection.last_insert_rowid(),
         });
         keys.rebuild();
         assert_eq!(keys.locate(&connection, "evt_a").unwrap().unwrap().id, 1);
         assert_eq!(keys.locate(&connection, "evt_b").unwrap(), None);
-        assert_eq!(keys.candidates(digest("evt_a")).count(), 2);
+        assert_eq!(keys.candidates(id_digest("evt_a")).count(), 2);
+    }
+
+    #[test]
+    fn an_id_is_not_taken_for_a_row_the_open_transaction_added_under_its_digest() {
+        let connection = table();
+        let mut keys = EventKeys::default();
+        keys.catch_up(&connection).unwrap();
+        connection.execute_batch("BEGIN").unwrap();
+        let added = keys.add("evt_a", KeyFields::default());
+        // What a collision looks like: evt_b's digest leads to evt_a's row, which is not in
+        // the file yet.
+        keys.entries.push(Entry {
+            digest: id_digest("evt_b"),
+            row: added.id,
+        });
+        keys.rebuild();
+        assert_eq!(keys.locate(&connection, "evt_b").unwrap(), None);
+        assert_eq!(keys.locate(&connection, "evt_a").unwrap(), Some(added));
+        connection.execute_batch("ROLLBACK").unwrap();
     }
 
     fn stored(connection: &Connection, id: i64) -> (String, Option<i64>, Option<i64>, Option<i64>) {
