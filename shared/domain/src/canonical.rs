@@ -83,20 +83,29 @@ pub fn digest_id(prefix: &str, bytes: &[u8]) -> String {
 
 /// The length of a value's compact JSON encoding, counted without building it.
 pub fn encoded_size(value: &impl serde::Serialize) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
+    let mut counter = ByteCounter(0);
     // Counting never fails; a value that cannot be encoded counts what was written.
     let _ = serde_json::to_writer(&mut counter, value);
     counter.0
+}
+
+/// A writer that only counts the bytes written to it.
+pub(crate) struct ByteCounter(pub(crate) usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0 += bytes.len();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// [`digest_id`] over bytes that arrive in pieces: the same id as over their concatenation.

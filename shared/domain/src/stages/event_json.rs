@@ -14,7 +14,7 @@ use std::io::{self, Write};
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::canonical::write_string_to as string;
+use crate::canonical::{ByteCounter, write_string_to as string};
 use crate::stages::enrich::EnrichedEvent;
 use crate::stages::inference::{RiskLabel, RiskScore};
 use crate::stages::store::StoredEvent;
@@ -29,7 +29,7 @@ impl EnrichedEvent {
     /// The length of the compact JSON of a batch of events (a JSON array), counted without
     /// building it.
     pub fn batch_json_len(events: &[EnrichedEvent]) -> usize {
-        let mut counter = Counter(0);
+        let mut counter = ByteCounter(0);
         for event in events {
             // Counting cannot fail.
             let _ = event.write_json(&mut counter);
@@ -39,9 +39,10 @@ impl EnrichedEvent {
     }
 
     /// The compact JSON of a batch of events, the same bytes as `serde_json::to_vec(events)`.
+    /// Written as it grows: counting it first to size the buffer would format every float
+    /// twice, and the caller has usually just counted it ([`EnrichedEvent::batch_json_len`]).
     pub fn batch_json(events: &[EnrichedEvent]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::batch_json_len(events));
-        out.push(b'[');
+        let mut out = vec![b'['];
         for (index, event) in events.iter().enumerate() {
             if index > 0 {
                 out.push(b',');
@@ -158,25 +159,6 @@ fn float<W: Write>(out: &mut W, value: f32) -> io::Result<()> {
         CompactFormatter.write_f32(out, value)
     } else {
         CompactFormatter.write_null(out)
-    }
-}
-
-/// Counts the bytes written to it.
-struct Counter(usize);
-
-impl Write for Counter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0 += bytes.len();
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
