@@ -42,6 +42,7 @@ use pipeline_domain::ports::{AggregateTable, DataLake, Notifier};
 use pipeline_domain::sources::decode;
 use pipeline_domain::stages::aggregate::aggregate;
 use pipeline_domain::stages::enrich::{UserProfile, enrich};
+use pipeline_domain::stages::enriched_batch::EnrichedBatch;
 use pipeline_domain::stages::inference::score_batch;
 use pipeline_domain::stages::store::{
     Notification, StoreInput, StorePorts, StoredEvent, store_batch,
@@ -98,7 +99,8 @@ impl Batches {
         let scores = score_batch(&enriched, &self.model).expect("the model scores");
         StoreInput {
             batch_id: batch.batch_id,
-            events: Arc::new(enriched),
+            // Its JSON written now, as `enrich` writes it in a run.
+            events: Arc::new(EnrichedBatch::new(enriched)),
             aggregates: Some(Arc::new(deltas)),
             scores: Arc::new(scores),
             rejected: batch.rejected,
@@ -218,6 +220,7 @@ fn benches(c: &mut Criterion) {
                             .push(StoredEvent {
                                 enriched,
                                 risk: Some(score),
+                                enriched_json: None,
                             });
                     }
                     for rows in partitions.values() {

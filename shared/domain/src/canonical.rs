@@ -90,7 +90,7 @@ pub fn encoded_size(value: &impl serde::Serialize) -> usize {
 }
 
 /// A writer that only counts the bytes written to it.
-pub(crate) struct ByteCounter(pub(crate) usize);
+struct ByteCounter(usize);
 
 impl std::io::Write for ByteCounter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

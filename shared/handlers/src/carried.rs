@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use pipeline_domain::canonical::encoded_size;
 use pipeline_domain::ports::BatchStaging;
-use pipeline_domain::stages::enrich::EnrichedEvent;
+use pipeline_domain::stages::enriched_batch::EnrichedBatch;
 use pipeline_domain::stages::inference::RiskScore;
 use pipeline_domain::stages::validate::{RejectedRecord, ValidEvent};
 use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
@@ -82,13 +82,19 @@ impl<T: CarriedItem> Countable for Vec<T> {
     }
 }
 
-impl CarriedItem for EnrichedEvent {
-    fn batch_size(items: &[Self]) -> usize {
-        EnrichedEvent::batch_json_len(items)
+/// An enriched batch has its JSON written when it is made: its size is that text's length,
+/// and its encoding a copy of it.
+impl Countable for EnrichedBatch {
+    fn item_count(&self) -> usize {
+        self.len()
     }
 
-    fn batch_json(items: &[Self]) -> serde_json::Result<Vec<u8>> {
-        Ok(EnrichedEvent::batch_json(items))
+    fn encoded_size(&self) -> usize {
+        self.json().len()
+    }
+
+    fn encode(&self) -> serde_json::Result<Vec<u8>> {
+        Ok(self.json().as_bytes().to_vec())
     }
 }
 

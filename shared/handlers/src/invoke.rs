@@ -7,7 +7,8 @@ use pipeline_domain::event::{SourceKind, SourceRef};
 use pipeline_domain::schema::FieldError;
 use pipeline_domain::sources::{DecodeError, Streamed, detect, open_stream};
 use pipeline_domain::stages::aggregate::aggregate;
-use pipeline_domain::stages::enrich::{EnrichedEvent, enrich};
+use pipeline_domain::stages::enrich::enrich;
+use pipeline_domain::stages::enriched_batch::EnrichedBatch;
 use pipeline_domain::stages::inference::{RiskLabel, score_batch};
 use pipeline_domain::stages::store::{StoreInput, StorePorts, store_batch};
 use pipeline_domain::stages::validate::{
@@ -317,7 +318,7 @@ async fn run_enrich(
         .profile_cache
         .lookup(deps.profiles.as_ref(), &user_ids, now)
         .await?;
-    let events = enrich(valid_events, &profiles, now);
+    let events = EnrichedBatch::new(enrich(valid_events, &profiles, now));
     info!(
         events = events.len(),
         profilesFound = profiles.len(),
@@ -370,7 +371,7 @@ async fn run_aggregate(
 
 /// A batch of events kept in memory by the stage that staged it, as that stage's type.
 enum KeptEvents {
-    Enriched(std::sync::Arc<Vec<EnrichedEvent>>),
+    Enriched(std::sync::Arc<EnrichedBatch>),
     Valid(std::sync::Arc<Vec<ValidEvent>>),
 }
 
@@ -382,7 +383,7 @@ fn kept_events(events: &Carried<Vec<EventOnly>>, staging: StagingScope<'_>) -> O
     };
     let key = reference.staged.as_str();
     staging
-        .kept_as::<Vec<EnrichedEvent>>(key)
+        .kept_as::<EnrichedBatch>(key)
         .map(KeptEvents::Enriched)
         .or_else(|| {
             staging

@@ -7,7 +7,7 @@
 use pipeline_domain::event::{SourceKind, UserEvent};
 use pipeline_domain::sources::SkippedRecord;
 use pipeline_domain::stages::aggregate::AggregateDeltas;
-use pipeline_domain::stages::enrich::EnrichedEvent;
+use pipeline_domain::stages::enriched_batch::EnrichedBatch;
 use pipeline_domain::stages::inference::RiskScore;
 use pipeline_domain::stages::store::StoreReport;
 use pipeline_domain::stages::validate::{RejectedRecord, ValidEvent};
@@ -96,7 +96,7 @@ pub struct EnrichOutput {
     pub version: u32,
     pub batch_id: String,
     pub profiles_found: usize,
-    pub events: Carried<Vec<EnrichedEvent>>,
+    pub events: Carried<EnrichedBatch>,
 }
 
 /// Any batch whose events carry an `event`: `validate`'s parts or `enrich`'s output.
@@ -126,7 +126,7 @@ pub struct AggregateOutput {
 #[serde(rename_all = "camelCase")]
 pub struct InferenceInput {
     pub batch_id: String,
-    pub events: Carried<Vec<EnrichedEvent>>,
+    pub events: Carried<EnrichedBatch>,
 }
 
 /// `inference`'s output.
@@ -145,7 +145,7 @@ pub struct InferenceOutput {
 #[serde(rename_all = "camelCase")]
 pub struct StoreBatchInput {
     pub batch_id: String,
-    pub events: Carried<Vec<EnrichedEvent>>,
+    pub events: Carried<EnrichedBatch>,
     #[serde(default)]
     pub aggregates: Option<Carried<AggregateDeltas>>,
     #[serde(default)]

@@ -1,9 +1,10 @@
 //! The JSON of enriched and stored events, written by hand.
 //!
 //! Every event row holds a stored event's JSON, and every staged batch of enriched events
-//! has its JSON size counted: together about a fifth of the stage workers' time in the demo
-//! with the derived `Serialize`, which goes through serde's map machinery and escapes each of
-//! an event's 40 keys byte by byte. Here the keys are literals, strings are copied as they
+//! has its JSON size counted (now from its text, written once: [`crate::stages::enriched_batch`]):
+//! together about a fifth of the stage workers' time in the demo with the derived
+//! `Serialize`, which goes through serde's map machinery and escapes each of an event's 40
+//! keys byte by byte. Here the keys are literals, strings are copied as they
 //! are when they need no escape, and the data object is already JSON text.
 //!
 //! The bytes are exactly those `serde_json` writes for the derived `Serialize` of
@@ -14,7 +15,7 @@ use std::io::{self, Write};
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-use crate::canonical::{ByteCounter, write_string_to as string};
+use crate::canonical::write_string_to as string;
 use crate::stages::enrich::EnrichedEvent;
 use crate::stages::inference::{RiskLabel, RiskScore};
 use crate::stages::store::StoredEvent;
@@ -25,40 +26,17 @@ impl EnrichedEvent {
         write_members(self, out)?;
         out.write_all(b"}")
     }
-
-    /// The length of the compact JSON of a batch of events (a JSON array), counted without
-    /// building it.
-    pub fn batch_json_len(events: &[EnrichedEvent]) -> usize {
-        let mut counter = ByteCounter(0);
-        for event in events {
-            // Counting cannot fail.
-            let _ = event.write_json(&mut counter);
-        }
-        // The brackets, and a comma between two events.
-        counter.0 + 2 + events.len().saturating_sub(1)
-    }
-
-    /// The compact JSON of a batch of events, the same bytes as `serde_json::to_vec(events)`.
-    /// Written as it grows: counting it first to size the buffer would format every float
-    /// twice, and the caller has usually just counted it ([`EnrichedEvent::batch_json_len`]).
-    pub fn batch_json(events: &[EnrichedEvent]) -> Vec<u8> {
-        let mut out = vec![b'['];
-        for (index, event) in events.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            // Writing into memory cannot fail.
-            let _ = event.write_json(&mut out);
-        }
-        out.push(b']');
-        out
-    }
 }
 
 impl StoredEvent<'_> {
     /// Writes the event's compact JSON, the same bytes as `serde_json::to_writer(out, self)`.
     pub fn write_json<W: Write>(&self, out: &mut W) -> io::Result<()> {
-        write_members(self.enriched, out)?;
+        // The enriched event's JSON without its closing brace is the stored event's opening
+        // brace and members.
+        match self.enriched_json.and_then(|json| json.strip_suffix('}')) {
+            Some(members) => out.write_all(members.as_bytes())?,
+            None => write_members(self.enriched, out)?,
+        }
         if let Some(risk) = self.risk {
             out.write_all(b",\"risk\":")?;
             write_risk(risk, out)?;
@@ -172,12 +150,14 @@ mod tests {
     use super::*;
     use crate::event::{SourceKind, SourceRef, UserEvent};
     use crate::stages::enrich::{UserProfile, enrich};
+    use crate::stages::enriched_batch::EnrichedBatch;
     use crate::stages::validate::ValidEvent;
     use crate::synth::{SynthConfig, generate};
 
-    /// Asserts that the hand-written JSON of `events`, alone, stored with each score, and as
-    /// a batch, is the derived `Serialize`'s.
+    /// Asserts that the hand-written JSON of `events`, alone, stored with each score (written
+    /// whole, and from the batch's text), and as a batch, is the derived `Serialize`'s.
     fn assert_same_json(events: &[EnrichedEvent]) {
+        let batch = EnrichedBatch::new(events.to_vec());
         for (index, event) in events.iter().enumerate() {
             let mut ours = Vec::new();
             event.write_json(&mut ours).unwrap();
@@ -196,22 +176,42 @@ mod tests {
                 label,
                 model_version: "risk-\"lr\"".to_owned(),
             };
+            let written = batch.written_event_json(index);
+            assert_eq!(
+                written,
+                Some(serde_json::to_string(event).unwrap().as_str())
+            );
             for risk in [None, Some(&risk)] {
-                let stored = StoredEvent {
-                    enriched: event,
-                    risk,
-                };
-                let mut ours = Vec::new();
-                stored.write_json(&mut ours).unwrap();
-                assert_eq!(
-                    String::from_utf8(ours).unwrap(),
-                    serde_json::to_string(&stored).unwrap()
-                );
+                for enriched_json in [None, written] {
+                    let stored = StoredEvent {
+                        enriched: event,
+                        risk,
+                        enriched_json,
+                    };
+                    let mut ours = Vec::new();
+                    stored.write_json(&mut ours).unwrap();
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        serde_json::to_string(&stored).unwrap()
+                    );
+                }
             }
         }
-        let derived = serde_json::to_vec(events).unwrap();
-        assert_eq!(EnrichedEvent::batch_json_len(events), derived.len());
-        assert_eq!(EnrichedEvent::batch_json(events), derived);
+        assert_eq!(batch.written_event_json(events.len()), None);
+        let derived = serde_json::to_string(events).unwrap();
+        assert_eq!(batch.json(), derived);
+        assert_eq!(serde_json::to_string(&batch).unwrap(), derived);
+    }
+
+    /// Asserts that a batch read back from its JSON has the same events, and writes the same
+    /// text once asked for it.
+    fn assert_read_back(events: &[EnrichedEvent]) {
+        let batch = EnrichedBatch::new(events.to_vec());
+        let read: EnrichedBatch = serde_json::from_str(batch.json()).unwrap();
+        assert_eq!(read, batch);
+        assert_eq!(read.written_event_json(0), None);
+        assert_eq!(read.json(), batch.json());
+        assert_eq!(read.written_event_json(0), batch.written_event_json(0));
     }
 
     fn valid(event: Value, kind: SourceKind, index: usize) -> ValidEvent {
@@ -262,6 +262,7 @@ mod tests {
         assert!(enriched.iter().any(|event| event.device.is_some()));
         assert_same_json(&enriched);
         assert_same_json(&[]);
+        assert_read_back(&enriched);
     }
 
     #[test]

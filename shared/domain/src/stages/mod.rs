@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod enrich;
+pub mod enriched_batch;
 mod event_json;
 pub mod inference;
 pub mod store;

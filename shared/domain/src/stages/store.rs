@@ -18,6 +18,7 @@ use crate::ports::{
 };
 use crate::stages::aggregate::AggregateDeltas;
 use crate::stages::enrich::{EnrichedEvent, Partition, partition_of};
+use crate::stages::enriched_batch::EnrichedBatch;
 use crate::stages::inference::{RiskLabel, RiskScore};
 use crate::stages::validate::RejectedRecord;
 
@@ -33,6 +34,10 @@ pub struct StoredEvent<'a> {
     pub enriched: &'a EnrichedEvent,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk: Option<&'a RiskScore>,
+    /// The enriched event's JSON when its batch has it written ([`EnrichedBatch`]): an events
+    /// row copies it instead of writing the event again.
+    #[serde(skip)]
+    pub enriched_json: Option<&'a str>,
 }
 
 /// What a notification is about.
@@ -76,7 +81,7 @@ pub struct SearchDocument {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreInput {
     pub batch_id: String,
-    pub events: Arc<Vec<EnrichedEvent>>,
+    pub events: Arc<EnrichedBatch>,
     pub aggregates: Option<Arc<AggregateDeltas>>,
     pub scores: Arc<Vec<RiskScore>>,
     pub rejected: Vec<RejectedRecord>,
@@ -133,7 +138,7 @@ pub async fn store_batch(
     ports: &StorePorts<'_>,
     now_millis: i64,
 ) -> Result<StoreReport, StoreError> {
-    let events = join_scores(&input.events, &input.scores)?;
+    let events = join_batch_scores(&input.events, &input.scores)?;
     if let Some(deltas) = &input.aggregates
         && deltas.batch_id != input.batch_id
     {
@@ -244,15 +249,37 @@ pub fn join_scores<'a>(
     events: &'a [EnrichedEvent],
     scores: &'a [RiskScore],
 ) -> Result<Vec<StoredEvent<'a>>, StoreError> {
+    join(events.iter().map(|enriched| (enriched, None)), scores)
+}
+
+/// [`join_scores`] for a batch, each event with its JSON when the batch has it written.
+pub fn join_batch_scores<'a>(
+    batch: &'a EnrichedBatch,
+    scores: &'a [RiskScore],
+) -> Result<Vec<StoredEvent<'a>>, StoreError> {
+    let events = batch.iter().enumerate();
+    join(
+        events.map(|(index, enriched)| (enriched, batch.written_event_json(index))),
+        scores,
+    )
+}
+
+fn join<'a>(
+    events: impl Iterator<Item = (&'a EnrichedEvent, Option<&'a str>)>,
+    scores: &'a [RiskScore],
+) -> Result<Vec<StoredEvent<'a>>, StoreError> {
     let mut by_event: foldhash::HashMap<&str, &RiskScore> = scores
         .iter()
         .map(|score| (score.event_id.as_str(), score))
         .collect();
     let stored: Vec<StoredEvent> = events
-        .iter()
-        .map(|enriched| {
+        .map(|(enriched, enriched_json)| {
             let risk = by_event.remove(enriched.event.event_id.as_str());
-            StoredEvent { enriched, risk }
+            StoredEvent {
+                enriched,
+                risk,
+                enriched_json,
+            }
         })
         .collect();
     if let Some(unknown) = by_event.keys().next() {
@@ -371,6 +398,7 @@ mod tests {
         let stored = StoredEvent {
             enriched: &enriched[0],
             risk: None,
+            enriched_json: None,
         };
         search_document(&stored, false).text
     }
