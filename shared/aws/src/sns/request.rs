@@ -4,6 +4,7 @@
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use pipeline_domain::StorageError;
 use pipeline_domain::stages::store::Notification;
+use serde_json::Value;
 
 /// The most entries one PublishBatch request may carry.
 pub(super) const MAX_ENTRIES: usize = 10;
@@ -80,16 +81,22 @@ pub(super) fn prepare(index: usize, notification: &Notification) -> Result<Prepa
 
 /// The distinct `eventType`s of the events a notification lists, sorted.
 fn event_types_of(notification: &Notification) -> Vec<&str> {
-    let mut types: Vec<&str> = notification.body["events"]
-        .as_array()
-        .map(|events| {
+    // A high-risk notification names every event type in `eventTypes` and lists only the
+    // highest scores; one written before it did (still in an outbox) listed every event.
+    let named = notification.body["eventTypes"].as_array().map(|types| {
+        let types = types.iter().filter_map(Value::as_str);
+        types.filter(|kind| !kind.is_empty()).collect()
+    });
+    let listed = || {
+        notification.body["events"].as_array().map(|events| {
             events
                 .iter()
                 .filter_map(|event| event["eventType"].as_str())
                 .filter(|kind| !kind.is_empty())
                 .collect()
         })
-        .unwrap_or_default();
+    };
+    let mut types: Vec<&str> = named.or_else(listed).unwrap_or_default();
     types.sort_unstable();
     types.dedup();
     types
@@ -183,6 +190,15 @@ mod tests {
         assert_eq!(
             attributes["eventType"].string_value(),
             Some(r#"["login","purchase"]"#)
+        );
+
+        // The types it names win over those of the events it lists (only the highest scores).
+        listing.body["eventTypes"] = json!(["click", "login", "purchase"]);
+        let prepared = prepare(0, &listing).unwrap();
+        let attributes = prepared.entry.message_attributes().unwrap();
+        assert_eq!(
+            attributes["eventType"].string_value(),
+            Some(r#"["click","login","purchase"]"#)
         );
     }
 

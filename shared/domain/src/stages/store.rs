@@ -22,7 +22,8 @@ use crate::stages::enriched_batch::EnrichedBatch;
 use crate::stages::inference::{RiskLabel, RiskScore};
 use crate::stages::validate::RejectedRecord;
 
-/// Rejected records listed in one notification; the quarantine object has them all.
+/// Rejected records, or high-risk events, listed in one notification; the quarantine object
+/// has every rejected record, and the events table and the lake every event.
 pub const MAX_RECORDS_IN_NOTIFICATION: usize = 20;
 
 /// An event as written to the table, the lake and the index: the enriched event and its
@@ -350,9 +351,18 @@ fn rejected_notification(
     }
 }
 
+/// Lists the highest scores (the events table and the lake hold every event) and names
+/// every event type, so that a subscription filter on `eventType` sees them all. Listing
+/// every event made a batch as large as a Lambda trigger's (10,000 records) a message over
+/// the 256 KiB SNS takes.
 fn high_risk_notification(batch_id: &str, events: &[&StoredEvent<'_>]) -> Notification {
-    let listed: Vec<Value> = events
+    let score = |stored: &StoredEvent<'_>| stored.risk.map_or(f32::NEG_INFINITY, |risk| risk.score);
+    let mut ranked: Vec<&StoredEvent> = events.to_vec();
+    // Stable: equal scores stay in batch order.
+    ranked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    let listed: Vec<Value> = ranked
         .iter()
+        .take(MAX_RECORDS_IN_NOTIFICATION)
         .map(|stored| {
             json!({
                 "eventId": stored.enriched.event.event_id,
@@ -362,13 +372,24 @@ fn high_risk_notification(batch_id: &str, events: &[&StoredEvent<'_>]) -> Notifi
             })
         })
         .collect();
+    let mut event_types: Vec<&str> = events
+        .iter()
+        .map(|stored| stored.enriched.event.event_type.as_str())
+        .collect();
+    event_types.sort_unstable();
+    event_types.dedup();
     Notification {
         id: format!("{batch_id}:high-risk"),
         kind: NotificationKind::HighRisk,
         severity: "critical".to_owned(),
         batch_id: batch_id.to_owned(),
         subject: format!("{} high-risk event(s) in batch {batch_id}", events.len()),
-        body: json!({ "batchId": batch_id, "events": listed }),
+        body: json!({
+            "batchId": batch_id,
+            "highRiskCount": events.len(),
+            "eventTypes": event_types,
+            "events": listed,
+        }),
     }
 }
 
@@ -401,6 +422,63 @@ mod tests {
             enriched_json: None,
         };
         search_document(&stored, false).text
+    }
+
+    #[test]
+    fn a_high_risk_notification_lists_the_highest_scores_and_counts_every_event() {
+        // A batch as large as a Lambda trigger's, every event high-risk: listing them all
+        // made a message over the 256 KiB SNS takes.
+        let valid: Vec<ValidEvent> = (0..10_000)
+            .map(|index| {
+                let event: UserEvent = serde_json::from_value(json!({
+                    "eventId": format!("evt-{index}"), "userId": format!("user-{index}"),
+                    "eventType": format!("type-{}", index % 7),
+                    "timestamp": 1_700_000_000_000u64, "data": {},
+                }))
+                .unwrap();
+                let source = SourceRef {
+                    kind: SourceKind::Sqs,
+                    id: format!("message-{index}"),
+                    index,
+                };
+                ValidEvent { source, event }
+            })
+            .collect();
+        let enriched = enrich(valid, &HashMap::<String, UserProfile>::new(), 0);
+        let scores: Vec<RiskScore> = enriched
+            .iter()
+            .enumerate()
+            .map(|(index, event)| RiskScore {
+                event_id: event.event.event_id.clone(),
+                // Event 5,000 scores highest, then 5,001, 5,002...; ties keep batch order.
+                score: 0.9 + ((index + 5_000) % 10_000) as f32 * -0.000_001,
+                label: RiskLabel::High,
+                model_version: "risk-test".to_owned(),
+            })
+            .collect();
+        let stored = join_scores(&enriched, &scores).unwrap();
+        let high_risk: Vec<&StoredEvent> = stored.iter().collect();
+        let notification = high_risk_notification("bat_1", &high_risk);
+
+        assert_eq!(
+            notification.subject,
+            "10000 high-risk event(s) in batch bat_1"
+        );
+        assert_eq!(notification.body["highRiskCount"], json!(10_000));
+        let listed: Vec<&str> = notification.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| event["eventId"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (5_000..5_000 + MAX_RECORDS_IN_NOTIFICATION)
+            .map(|index| format!("evt-{index}"))
+            .collect();
+        assert_eq!(listed, expected);
+        // Every event type is named, listed or not, for subscription filters.
+        let types: Vec<String> = (0..7).map(|kind| format!("type-{kind}")).collect();
+        assert_eq!(notification.body["eventTypes"], json!(types));
+        assert!(serde_json::to_vec(&notification).unwrap().len() < 4_096);
     }
 
     #[test]
