@@ -121,8 +121,9 @@ pub fn aggregate<'a>(
     batch_id: &str,
     events: impl IntoIterator<Item = &'a UserEvent>,
 ) -> AggregateDeltas {
-    let mut contributions = Vec::new();
-    let (counters, members) = sum(events.into_iter().map(|event| {
+    let events = events.into_iter();
+    let mut contributions = Vec::with_capacity(events.size_hint().0);
+    let (counters, members) = sum(events.map(|event| {
         let window_start = window_start(event.timestamp_millis());
         let amount = event.amount().unwrap_or(0.0);
         contributions.push(EventContribution {
@@ -153,8 +154,15 @@ fn sum<'a>(
     contributions: impl Iterator<Item = Contribution<'a>>,
 ) -> (Vec<CounterDelta>, Vec<WindowMember>) {
     // Accumulate on borrowed keys (no allocation per event), then render and sort once.
-    let mut counters: foldhash::HashMap<(Scope<'a>, i64), (u64, f64)> = Default::default();
-    let mut members: foldhash::HashSet<(Scope<'a>, i64, &'a str)> = Default::default();
+    // Sized for a batch of distinct users, as a stream's batches about are (a `user:` counter
+    // and two memberships per event): growing the tables from empty rehashed them about ten
+    // times per batch.
+    let events = contributions.size_hint().0;
+    let hasher = foldhash::fast::RandomState::default();
+    let mut counters: foldhash::HashMap<(Scope<'a>, i64), (u64, f64)> =
+        foldhash::HashMap::with_capacity_and_hasher(events + events / 8, hasher.clone());
+    let mut members: foldhash::HashSet<(Scope<'a>, i64, &'a str)> =
+        foldhash::HashSet::with_capacity_and_hasher(2 * events, hasher);
     for contribution in contributions {
         let window = contribution.window_start;
         let by_type = Scope::Type(contribution.event_type);
