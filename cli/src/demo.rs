@@ -176,7 +176,7 @@ impl SizeEstimate {
 /// Four executions per core: while some wait for the storage writer's commit, the others
 /// run their stages, so the cores are not left idle during the wait. With two per core,
 /// both stage workers of a 2-core machine slept while the writer worked for about a
-/// quarter of the demo's run (README, benchmarks).
+/// quarter of the demo's run (docs/benchmarks.md).
 pub fn default_concurrency() -> usize {
     4 * std::thread::available_parallelism().map_or(2, usize::from)
 }

@@ -6,9 +6,9 @@ use thiserror::Error;
 
 /// The default of `PIPELINE_PART_EVENTS`. The local run of a 1,000,000-event upload peaked
 /// at 267 to 270 MiB with parts of 4,000 events, and at 258 to 315 MiB with parts of 5,000
-/// once the stages ran faster (the Map runs four parts at once; README, "A 1,000,000-event
-/// S3 upload"). The parts' references are listed in one state, which bounds an upload to
-/// about 480 parts: 1.9 million events with this default.
+/// once the stages ran faster (the Map runs four parts at once; `docs/benchmarks.md`, "A
+/// 1,000,000-event S3 upload"). The parts' references are listed in one state, which bounds
+/// an upload to about 480 parts: 1.9 million events with this default.
 pub const DEFAULT_PART_EVENTS: usize = 4_000;
 /// The default of `PIPELINE_INLINE_LIMIT_BYTES`.
 pub const DEFAULT_INLINE_LIMIT_BYTES: usize = 16_384;

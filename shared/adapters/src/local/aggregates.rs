@@ -7,7 +7,7 @@
 //! appended instead, and the fold writes each page of the aggregate tables once however
 //! many batches touched it. A batch's deltas are one row, encoded here ([`encode`]): with a
 //! row per counter and per membership (schema version 5) inserting them was about half of what
-//! applying a batch cost (README, benchmarks).
+//! applying a batch cost (docs/benchmarks.md).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// events). Most counters are a user's in one window, added once however often the fold
 /// runs, so folding often costs about the same in all and writes no more; but what is still
 /// pending when a run ends is folded before it reads, with nothing else to overlap: with
-/// 200,000, that last fold was 0.14 s of the demo's 2.9 (README, benchmarks).
+/// 200,000, that last fold was 0.14 s of the demo's 2.9 (docs/benchmarks.md).
 pub(super) const FOLD_AFTER_MEMBERS: i64 = 50_000;
 
 /// How many memberships are pending: the running total kept in the last pending row, read
@@ -238,7 +238,7 @@ pub(super) fn fold(connection: &Connection) -> rusqlite::Result<()> {
 /// Merges the pending memberships window by window into `window_users`, a row per window
 /// holding its users as a sorted JSON array. With a row per membership instead
 /// (`window_members` before version 5), inserting each one into its b-tree and counting the
-/// windows' rows again was most of the fold's time (README, benchmarks); now a window costs
+/// windows' rows again was most of the fold's time (docs/benchmarks.md); now a window costs
 /// one read and, if it gained users, one write.
 fn fold_members(
     connection: &Connection,

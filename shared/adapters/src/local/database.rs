@@ -115,7 +115,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(text, content = '', c
 /// Here segments are merged only when a level holds 64 (`crisismerge`), which rewrites
 /// words about half as often and leaves at most 64 segments per level for a search to
 /// read: the writer thread's CPU time fell by about a tenth, and searches were no slower
-/// (README, benchmarks).
+/// (docs/benchmarks.md).
 const SEARCH_INDEX_MERGING: &str = "
 INSERT INTO search_index (search_index, rank) VALUES ('automerge', 0);
 INSERT INTO search_index (search_index, rank) VALUES ('crisismerge', 64);
@@ -184,7 +184,7 @@ DROP TABLE search_documents;
 /// Most pages a commit writes are appended rows (events, their keys, the pending deltas, a
 /// new search segment), so larger pages mean fewer log frames for the same rows: the
 /// checkpointer used about a third less CPU than with 4 KiB and the file was 8 % smaller,
-/// while the writer thread's CPU did not change measurably (README, benchmarks). A
+/// while the writer thread's CPU did not change measurably (docs/benchmarks.md). A
 /// connection that commits checkpoints every 64 MiB of log (8,192 pages) rather than
 /// SQLite's 4 MiB, because each
 /// checkpoint copies and syncs every page written since the last, and index pages are

@@ -5,7 +5,7 @@
 //! `store` writes each event's JSON again inside its events row. Written by `store`, an
 //! event's fields are read long after `enrich` made them, when other executions' batches have
 //! pushed them out of the cache: in the demo that write took about three and a half times as
-//! long as the same write right after `enrich` (README, benchmarks). So the batch's JSON is
+//! long as the same write right after `enrich` (docs/benchmarks.md). So the batch's JSON is
 //! written where the events are made, and the later uses copy it or just read its length.
 //!
 //! A batch read back from JSON (a staged object) has no text of its own until something asks

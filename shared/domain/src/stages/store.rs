@@ -314,7 +314,7 @@ fn search_document(stored: &StoredEvent<'_>, with_body: bool) -> SearchDocument 
     }
     // A user agent is indexed as the device it names, not as its own words (`Mozilla`,
     // `Gecko`, version numbers...): in the demo's events those were more than half of a
-    // document's words, and of the index's work (README, benchmarks).
+    // document's words, and of the index's work (docs/benchmarks.md).
     let left_out = enriched.device.is_some().then_some(USER_AGENT);
     for value in event.data.string_values_except(left_out) {
         add(&value);
