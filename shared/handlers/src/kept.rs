@@ -114,6 +114,9 @@ impl KeptValues {
             return 0;
         };
         held.bytes -= entries.values().map(|entry| entry.bytes).sum::<usize>();
+        // The values are freed after the lock is released: freeing an execution's batches
+        // takes a while, and the other executions' stages take the lock to keep and read.
+        drop(held);
         entries.len()
     }
 
