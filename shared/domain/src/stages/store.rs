@@ -450,8 +450,9 @@ mod tests {
             .enumerate()
             .map(|(index, event)| RiskScore {
                 event_id: event.event.event_id.clone(),
-                // Event 5,000 scores highest, then 5,001, 5,002...; ties keep batch order.
-                score: 0.9 + ((index + 5_000) % 10_000) as f32 * -0.000_001,
+                // Events 5,000 and 5,001 score highest (a tie, which keeps batch order),
+                // then 5,002 and 5,003, and so on.
+                score: 0.9 - (((index + 5_000) % 10_000) / 2) as f32 * 0.000_001,
                 label: RiskLabel::High,
                 model_version: "risk-test".to_owned(),
             })
