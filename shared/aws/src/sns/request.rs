@@ -79,24 +79,21 @@ pub(super) fn prepare(index: usize, notification: &Notification) -> Result<Prepa
     })
 }
 
-/// The distinct `eventType`s of the events a notification lists, sorted.
+/// The distinct `eventType`s a notification names, or of the events it lists; sorted.
 fn event_types_of(notification: &Notification) -> Vec<&str> {
     // A high-risk notification names every event type in `eventTypes` and lists only the
     // highest scores; one written before it did (still in an outbox) listed every event.
-    let named = notification.body["eventTypes"].as_array().map(|types| {
-        let types = types.iter().filter_map(Value::as_str);
-        types.filter(|kind| !kind.is_empty()).collect()
-    });
-    let listed = || {
-        notification.body["events"].as_array().map(|events| {
-            events
-                .iter()
-                .filter_map(|event| event["eventType"].as_str())
-                .filter(|kind| !kind.is_empty())
-                .collect()
-        })
+    let body = &notification.body;
+    let mut types: Vec<&str> = match body["eventTypes"].as_array() {
+        Some(named) => named.iter().filter_map(Value::as_str).collect(),
+        None => body["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|event| event["eventType"].as_str())
+            .collect(),
     };
-    let mut types: Vec<&str> = named.or_else(listed).unwrap_or_default();
+    types.retain(|kind| !kind.is_empty());
     types.sort_unstable();
     types.dedup();
     types

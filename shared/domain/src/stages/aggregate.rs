@@ -158,11 +158,10 @@ fn sum<'a>(
     // and two memberships per event): growing the tables from empty rehashed them about ten
     // times per batch.
     let events = contributions.size_hint().0;
-    let hasher = foldhash::fast::RandomState::default();
     let mut counters: foldhash::HashMap<(Scope<'a>, i64), (u64, f64)> =
-        foldhash::HashMap::with_capacity_and_hasher(events + events / 8, hasher.clone());
+        foldhash::HashMap::with_capacity_and_hasher(events + events / 8, Default::default());
     let mut members: foldhash::HashSet<(Scope<'a>, i64, &'a str)> =
-        foldhash::HashSet::with_capacity_and_hasher(2 * events, hasher);
+        foldhash::HashSet::with_capacity_and_hasher(2 * events, Default::default());
     for contribution in contributions {
         let window = contribution.window_start;
         let by_type = Scope::Type(contribution.event_type);
