@@ -10,7 +10,7 @@ use serde_json::Value;
 use pipeline_handlers::carried::encoded_size;
 
 use crate::generate::source_event;
-use crate::runner::run_and_report;
+use crate::runner::{Input, run_and_report};
 use crate::serve::EXECUTION_INPUT_LIMIT;
 
 /// The sources the demo rotates through, one per batch.
@@ -77,41 +77,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
 
     let events = generate(&synth, args.events);
-    let mut inputs = Vec::new();
-    let mut position = 0;
-    let mut number = 0;
-    while position < events.len() {
-        let kind = DEMO_SOURCES[number % DEMO_SOURCES.len()];
-        let size = if kind == SourceKind::Eventbridge {
-            1
-        } else {
-            args.batch_size
-        };
-        let mut chunk = &events[position..(position + size).min(events.len())];
-        // A source event is the execution's input, which Step Functions limits to 256 KiB:
-        // halve the batch until it fits (S3 uploads stay whole; only their notification is
-        // the input). The halvings a sample shows cannot fit are skipped without building
-        // the batch: that was most of the time spent before the run started.
-        if let Some(estimate) = SizeEstimate::sample(kind, chunk, number) {
-            while chunk.len() > 1
-                && estimate.bytes(chunk.len()) > EXECUTION_INPUT_LIMIT + EXECUTION_INPUT_LIMIT / 20
-            {
-                chunk = &chunk[..chunk.len() / 2];
-            }
-        }
-        let mut event = source_event(kind, chunk, number, &config.objects_dir)?;
-        while chunk.len() > 1 && encoded_size(&event) > EXECUTION_INPUT_LIMIT {
-            chunk = &chunk[..chunk.len() / 2];
-            event = source_event(kind, chunk, number, &config.objects_dir)?;
-        }
-        inputs.push(crate::runner::Input {
-            label: format!("demo batch {number} ({kind})"),
-            event,
-            events: chunk.len() as u64,
-        });
-        position += chunk.len();
-        number += 1;
-    }
+    let mut inputs = source_events(&events, args.batch_size, &config.objects_dir)?;
     drop(events);
     if let Backend::Aws(aws) = &backend {
         upload_sources(aws, &mut inputs, &config.objects_dir).await?;
@@ -134,6 +100,55 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         "events",
     )
     .await
+}
+
+/// The demo's source events: `events` in batches of `batch_size`, rotating through
+/// [`DEMO_SOURCES`], each with its size measured. A source event is an execution's input,
+/// which Step Functions limits to 256 KiB, so a batch is halved until it fits (S3 uploads
+/// stay whole; only their notification is the input). The halvings a sample shows cannot
+/// fit are skipped without building the batch: that was most of the time spent before the
+/// run started. The size measured last is the input's, so the execution does not measure
+/// it again.
+fn source_events(
+    events: &[Value],
+    batch_size: usize,
+    objects_dir: &std::path::Path,
+) -> Result<Vec<Input>, String> {
+    let mut inputs = Vec::new();
+    let mut position = 0;
+    let mut number = 0;
+    while position < events.len() {
+        let kind = DEMO_SOURCES[number % DEMO_SOURCES.len()];
+        let size = if kind == SourceKind::Eventbridge {
+            1
+        } else {
+            batch_size
+        };
+        let mut chunk = &events[position..(position + size).min(events.len())];
+        if let Some(estimate) = SizeEstimate::sample(kind, chunk, number) {
+            while chunk.len() > 1
+                && estimate.bytes(chunk.len()) > EXECUTION_INPUT_LIMIT + EXECUTION_INPUT_LIMIT / 20
+            {
+                chunk = &chunk[..chunk.len() / 2];
+            }
+        }
+        let mut event = source_event(kind, chunk, number, objects_dir)?;
+        let mut bytes = encoded_size(&event);
+        while chunk.len() > 1 && bytes > EXECUTION_INPUT_LIMIT {
+            chunk = &chunk[..chunk.len() / 2];
+            event = source_event(kind, chunk, number, objects_dir)?;
+            bytes = encoded_size(&event);
+        }
+        inputs.push(Input {
+            label: format!("demo batch {number} ({kind})"),
+            event,
+            events: chunk.len() as u64,
+            input_bytes: Some(bytes),
+        });
+        position += chunk.len();
+        number += 1;
+    }
+    Ok(inputs)
 }
 
 /// Events in each of the two samples a [`SizeEstimate`] wraps.
@@ -208,7 +223,7 @@ fn synthetic_profiles(synth: &SynthConfig) -> Vec<UserProfile> {
 /// notification is pointed there, as if the upload had landed in that bucket.
 async fn upload_sources(
     aws: &pipeline_aws::AwsBackend,
-    inputs: &mut [crate::runner::Input],
+    inputs: &mut [Input],
     objects_dir: &std::path::Path,
 ) -> Result<(), String> {
     let bucket = &aws.resources.lake_bucket;
@@ -249,7 +264,36 @@ async fn upload_sources(
             s3["bucket"]["name"] = serde_json::Value::String(bucket.clone());
             s3["bucket"]["arn"] = serde_json::Value::String(format!("arn:aws:s3:::{bucket}"));
             s3["object"]["key"] = serde_json::Value::String(uploaded);
+            // The input changed: the execution measures it again.
+            input.input_bytes = None;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_event_fits_the_input_limit_and_carries_its_own_size() {
+        let objects = tempfile::tempdir().unwrap();
+        let events = generate(&SynthConfig::default(), 6_000);
+        // Batches of 1,000 events are over 256 KiB in most sources, so they are halved.
+        let inputs = source_events(&events, 1_000, objects.path()).unwrap();
+        let mut kinds = std::collections::BTreeSet::new();
+        for input in &inputs {
+            let bytes = encoded_size(&input.event);
+            assert_eq!(input.input_bytes, Some(bytes), "{}", input.label);
+            assert!(bytes <= EXECUTION_INPUT_LIMIT, "{}: {bytes}", input.label);
+            kinds.insert(input.label.rsplit('(').next().unwrap().to_owned());
+        }
+        assert_eq!(kinds.len(), DEMO_SOURCES.len());
+        let wrapped: u64 = inputs.iter().map(|input| input.events).sum();
+        assert_eq!(wrapped, 6_000);
+        assert!(
+            inputs.iter().any(|input| input.events == 250),
+            "some batches are halved twice"
+        );
+    }
 }

@@ -395,6 +395,7 @@ async fn run_files(
             label,
             event,
             events: 1,
+            input_bytes: None,
         });
     }
     println!(

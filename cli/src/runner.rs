@@ -20,6 +20,9 @@ pub struct Input {
     pub label: String,
     pub event: Value,
     pub events: u64,
+    /// The size of `event` in bytes of compact JSON, when it was measured already
+    /// ([`ExecutionOptions::input_bytes`]).
+    pub input_bytes: Option<usize>,
 }
 
 /// The end of one execution.
@@ -48,6 +51,7 @@ pub async fn run_all(
         tokio::spawn(async move {
             let options = ExecutionOptions {
                 name,
+                input_bytes: input.input_bytes,
                 ..ExecutionOptions::default()
             };
             let execution = orchestrator.execute(input.event, &options).await;

@@ -166,6 +166,11 @@ pub struct ExecutionOptions {
     pub now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// Seeds retry jitter, `States.UUID` and `States.MathRandom`.
     pub seed: u64,
+    /// The execution input's size in bytes of compact JSON, when the caller has measured it
+    /// already (`pipeline demo` does, to fit its batches under the limit); `None` has it
+    /// measured. It is what the input's limit is checked against, so pass only a measure
+    /// of this very input.
+    pub input_bytes: Option<usize>,
 }
 
 impl Default for ExecutionOptions {
@@ -176,6 +181,7 @@ impl Default for ExecutionOptions {
             sleeper: Arc::new(TokioSleeper),
             now: Arc::new(Utc::now),
             seed: 0,
+            input_bytes: None,
         }
     }
 }
@@ -187,6 +193,7 @@ impl std::fmt::Debug for ExecutionOptions {
             .field("name", &self.name)
             .field("payload_limit_bytes", &self.payload_limit_bytes)
             .field("seed", &self.seed)
+            .field("input_bytes", &self.input_bytes)
             .finish_non_exhaustive()
     }
 }

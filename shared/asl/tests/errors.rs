@@ -4,7 +4,8 @@ mod common;
 
 use common::{FnHandler, failure_of, options, single};
 use pipeline_asl::{
-    ExecutionOptions, HistoryEvent, TaskContext, TaskError, TaskHandler, TokioSleeper, error_names,
+    DEFAULT_PAYLOAD_LIMIT_BYTES, ExecutionOptions, HistoryEvent, TaskContext, TaskError,
+    TaskHandler, TokioSleeper, error_names,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -386,6 +387,43 @@ async fn payload_limit_is_configurable_and_covers_inputs() {
     let failure = execution
         .result
         .expect_err("the execution input is over 100 bytes");
+    assert_eq!(
+        (failure.error.as_str(), failure.state),
+        (error_names::DATA_LIMIT_EXCEEDED, None)
+    );
+}
+
+#[tokio::test]
+async fn an_input_size_the_caller_measured_is_the_one_checked_and_recorded() {
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    let machine = common::machine(&definition);
+    let input = json!({"text": "small"});
+    let measured = input.to_string().len();
+    let given = |input_bytes| ExecutionOptions {
+        input_bytes: Some(input_bytes),
+        ..ExecutionOptions::default()
+    };
+    let execution = machine
+        .execute(input.clone(), &FnHandler::echo(), &given(measured))
+        .await;
+    assert_eq!(execution.result, Ok(input.clone()));
+    assert_eq!(
+        execution.history.first(),
+        Some(&HistoryEvent::ExecutionStarted {
+            input_bytes: measured
+        })
+    );
+    // The interpreter does not measure again: a figure over the limit fails the execution.
+    let execution = machine
+        .execute(
+            input,
+            &FnHandler::echo(),
+            &given(DEFAULT_PAYLOAD_LIMIT_BYTES + 1),
+        )
+        .await;
+    let failure = execution
+        .result
+        .expect_err("the given size is over the limit");
     assert_eq!(
         (failure.error.as_str(), failure.state),
         (error_names::DATA_LIMIT_EXCEEDED, None)

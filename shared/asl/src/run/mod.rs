@@ -101,7 +101,9 @@ pub(crate) async fn execute(
         journal: Mutex::new(Journal::default()),
         random: Mutex::new(SplitMix64::new(options.seed)),
     };
-    let input_bytes = serialized_size(&input);
+    let input_bytes = options
+        .input_bytes
+        .unwrap_or_else(|| serialized_size(&input));
     runner.record(HistoryEvent::ExecutionStarted { input_bytes });
     let result = if input_bytes > options.payload_limit_bytes {
         runner.note_size(input_bytes);
