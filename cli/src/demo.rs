@@ -3,7 +3,7 @@
 use pipeline_adapters::Config;
 use pipeline_domain::event::SourceKind;
 use pipeline_domain::stages::enrich::UserProfile;
-use pipeline_domain::synth::{Arrival, SplitMix64, SynthConfig, generate, wrap_as};
+use pipeline_domain::synth::{self, Arrival, SplitMix64, SynthConfig, wrap_as};
 use pipeline_handlers::deps::Backend;
 use serde_json::Value;
 
@@ -76,9 +76,11 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         .await
         .map_err(|error| error.to_string())?;
 
-    let events = generate(&synth, args.events);
-    let mut inputs = source_events(&events, args.batch_size, &config.objects_dir)?;
-    drop(events);
+    let mut inputs = source_events(
+        synth::events(&synth, args.events),
+        args.batch_size,
+        &config.objects_dir,
+    )?;
     if let Backend::Aws(aws) = &backend {
         upload_sources(aws, &mut inputs, &config.objects_dir).await?;
     }
@@ -105,26 +107,34 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
 /// The demo's source events: `events` in batches of `batch_size`, rotating through
 /// [`DEMO_SOURCES`], each with its size measured. A source event is an execution's input,
 /// which Step Functions limits to 256 KiB, so a batch is halved until it fits (S3 uploads
-/// stay whole; only their notification is the input). The halvings a sample shows cannot
-/// fit are skipped without building the batch: that was most of the time spent before the
-/// run started. The size measured last is the input's, so the execution does not measure
-/// it again.
+/// stay whole; only their notification is the input), and the events left out start the
+/// next batch. The halvings a sample shows cannot fit are skipped without building the
+/// batch: that was most of the time spent before the run started. The size measured last
+/// is the input's, so the execution does not measure it again. Events are taken from the
+/// iterator as batches need them, so only a batch of them is held at a time.
 fn source_events(
-    events: &[Value],
+    events: impl Iterator<Item = Value>,
     batch_size: usize,
     objects_dir: &std::path::Path,
 ) -> Result<Vec<Input>, String> {
+    let mut events = events.fuse();
+    let mut pending: Vec<Value> = Vec::new();
     let mut inputs = Vec::new();
-    let mut position = 0;
     let mut number = 0;
-    while position < events.len() {
+    loop {
         let kind = DEMO_SOURCES[number % DEMO_SOURCES.len()];
         let size = if kind == SourceKind::Eventbridge {
             1
         } else {
             batch_size
         };
-        let mut chunk = &events[position..(position + size).min(events.len())];
+        if pending.len() < size {
+            pending.extend(events.by_ref().take(size - pending.len()));
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let mut chunk = &pending[..size.min(pending.len())];
         if let Some(estimate) = SizeEstimate::sample(kind, chunk, number) {
             while chunk.len() > 1
                 && estimate.bytes(chunk.len()) > EXECUTION_INPUT_LIMIT + EXECUTION_INPUT_LIMIT / 20
@@ -139,13 +149,14 @@ fn source_events(
             event = source_event(kind, chunk, number, objects_dir)?;
             bytes = encoded_size(&event);
         }
+        let wrapped = chunk.len();
         inputs.push(Input {
             label: format!("demo batch {number} ({kind})"),
             event,
-            events: chunk.len() as u64,
+            events: wrapped as u64,
             input_bytes: Some(bytes),
         });
-        position += chunk.len();
+        pending.drain(..wrapped);
         number += 1;
     }
     Ok(inputs)
@@ -278,19 +289,30 @@ mod tests {
     #[test]
     fn every_source_event_fits_the_input_limit_and_carries_its_own_size() {
         let objects = tempfile::tempdir().unwrap();
-        let events = generate(&SynthConfig::default(), 6_000);
+        let config = SynthConfig::default();
+        let events = synth::generate(&config, 6_000);
         // Batches of 1,000 events are over 256 KiB in most sources, so they are halved.
-        let inputs = source_events(&events, 1_000, objects.path()).unwrap();
+        let inputs = source_events(synth::events(&config, 6_000), 1_000, objects.path()).unwrap();
         let mut kinds = std::collections::BTreeSet::new();
+        let mut position = 0;
         for input in &inputs {
             let bytes = encoded_size(&input.event);
             assert_eq!(input.input_bytes, Some(bytes), "{}", input.label);
             assert!(bytes <= EXECUTION_INPUT_LIMIT, "{}: {bytes}", input.label);
             kinds.insert(input.label.rsplit('(').next().unwrap().to_owned());
+            // A direct invocation's input is its events: the batches take the events in
+            // order, the ones a halving left out first.
+            let wrapped = input.events as usize;
+            if input.label.ends_with("(direct)") {
+                assert_eq!(
+                    input.event,
+                    Value::from(&events[position..position + wrapped])
+                );
+            }
+            position += wrapped;
         }
         assert_eq!(kinds.len(), DEMO_SOURCES.len());
-        let wrapped: u64 = inputs.iter().map(|input| input.events).sum();
-        assert_eq!(wrapped, 6_000);
+        assert_eq!(position, 6_000);
         assert!(
             inputs.iter().any(|input| input.events == 250),
             "some batches are halved twice"

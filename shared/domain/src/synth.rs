@@ -85,10 +85,14 @@ impl Default for SynthConfig {
 
 /// `count` events as JSON values; some invalid when `invalid_ratio` is above zero.
 pub fn generate(config: &SynthConfig, count: usize) -> Vec<Value> {
+    events(config, count).collect()
+}
+
+/// The events of [`generate`], in the same order, made one at a time as they are asked
+/// for: a caller that wraps them batch by batch holds one batch of them at a time.
+pub fn events(config: &SynthConfig, count: usize) -> impl Iterator<Item = Value> + '_ {
     let mut random = SplitMix64::new(config.seed);
-    (0..count)
-        .map(|index| one_event(config, &mut random, index as u64, count as u64))
-        .collect()
+    (0..count).map(move |index| one_event(config, &mut random, index as u64, count as u64))
 }
 
 fn one_event(config: &SynthConfig, random: &mut SplitMix64, index: u64, count: u64) -> Value {
