@@ -7,7 +7,7 @@ use pipeline_domain::synth::{self, Arrival, SplitMix64, SynthConfig, wrap_as};
 use pipeline_handlers::deps::Backend;
 use serde_json::Value;
 
-use pipeline_handlers::carried::encoded_size;
+use pipeline_asl::serialized_size;
 
 use crate::generate::source_event;
 use crate::runner::{Input, run_and_report};
@@ -143,11 +143,11 @@ fn source_events(
             }
         }
         let mut event = source_event(kind, chunk, number, objects_dir)?;
-        let mut bytes = encoded_size(&event);
+        let mut bytes = serialized_size(&event);
         while chunk.len() > 1 && bytes > EXECUTION_INPUT_LIMIT {
             chunk = &chunk[..chunk.len() / 2];
             event = source_event(kind, chunk, number, objects_dir)?;
-            bytes = encoded_size(&event);
+            bytes = serialized_size(&event);
         }
         let wrapped = chunk.len();
         inputs.push(Input {
@@ -183,7 +183,7 @@ impl SizeEstimate {
             return None;
         }
         let size = |count: usize| {
-            wrap_as(kind, &events[..count], number).map(|event| encoded_size(&event))
+            wrap_as(kind, &events[..count], number).map(|event| serialized_size(&event))
         };
         let (small, large) = (size(SAMPLE_EVENTS)?, size(2 * SAMPLE_EVENTS)?);
         let per_event = large.saturating_sub(small) as f64 / SAMPLE_EVENTS as f64;
@@ -296,7 +296,7 @@ mod tests {
         let mut kinds = std::collections::BTreeSet::new();
         let mut position = 0;
         for input in &inputs {
-            let bytes = encoded_size(&input.event);
+            let bytes = serialized_size(&input.event);
             assert_eq!(input.input_bytes, Some(bytes), "{}", input.label);
             assert!(bytes <= EXECUTION_INPUT_LIMIT, "{}: {bytes}", input.label);
             kinds.insert(input.label.rsplit('(').next().unwrap().to_owned());
