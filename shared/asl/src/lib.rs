@@ -150,6 +150,11 @@ pub struct TaskContext {
     pub state_name: String,
     /// How many times the state was retried before this attempt.
     pub retry_count: u32,
+    /// Whether other work of the execution may run while this Task does: it is in a branch
+    /// of a `Parallel` with several branches, or in an iteration of a `Map` that runs
+    /// several at once. A handler can run such a Task on a thread of its own; the
+    /// interpreter awaits the branches of one execution together, in one task.
+    pub beside_others: bool,
 }
 
 /// How to run one execution.

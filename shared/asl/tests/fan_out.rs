@@ -280,3 +280,65 @@ async fn many_executions_run_concurrently_on_spawned_tasks() {
         assert_eq!(execution.result, Ok(json!(run * (run + 1))));
     }
 }
+
+/// A Task hears that other work of its execution runs beside it only inside a `Parallel` of
+/// several branches or a `Map` that runs several iterations at once, and in whatever those
+/// enclose.
+#[tokio::test]
+async fn a_task_hears_whether_other_work_of_its_execution_runs_beside_it() {
+    // State names are unique across a machine: each Task is named after its resource.
+    let task = |resource: &str| json!({"StartAt": resource, "States": {resource: {"Type": "Task", "Resource": resource, "End": true}}});
+    let definition = json!({
+        "StartAt": "Alone",
+        "States": {
+            "Alone": {"Type": "Task", "Resource": "alone", "ResultPath": null, "Next": "Two"},
+            "Two": {"Type": "Parallel", "Branches": [task("left"), task("right")],
+                    "ResultPath": null, "Next": "One"},
+            "One": {"Type": "Parallel", "Branches": [task("single-branch")],
+                    "ResultPath": null, "Next": "Serial"},
+            "Serial": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
+                       "ItemProcessor": task("serial-item"), "ResultPath": null, "Next": "Lone"},
+            "Lone": {"Type": "Map", "ItemsPath": "$.one",
+                     "ItemProcessor": task("lone-item"), "ResultPath": null, "Next": "Wide"},
+            "Wide": {"Type": "Map", "ItemsPath": "$.items",
+                     "ItemProcessor": task("wide-item"), "ResultPath": null, "Next": "Nested"},
+            "Nested": {"Type": "Parallel", "ResultPath": null, "End": true, "Branches": [
+                {"StartAt": "Inner", "States": {"Inner": {"Type": "Parallel", "End": true,
+                    "Branches": [task("nested")]}}},
+                {"StartAt": "Idle", "States": {"Idle": {"Type": "Pass", "End": true}}}
+            ]}
+        }
+    });
+    let heard = std::sync::Mutex::new(Vec::new());
+    let heard = Arc::new(heard);
+    let handler = {
+        let heard = heard.clone();
+        FnHandler::new(move |resource, input, context| {
+            heard
+                .lock()
+                .unwrap()
+                .push((resource.to_owned(), context.beside_others));
+            Ok(input)
+        })
+    };
+    let execution =
+        common::run_with(&definition, json!({"items": [1, 2], "one": [1]}), &handler).await;
+    assert!(execution.result.is_ok(), "{:?}", execution.result);
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort();
+    heard.dedup();
+    let expected: Vec<(String, bool)> = [
+        ("alone", false),
+        ("left", true),
+        ("lone-item", false),
+        ("nested", true),
+        ("right", true),
+        ("serial-item", false),
+        ("single-branch", false),
+        ("wide-item", true),
+    ]
+    .into_iter()
+    .map(|(resource, beside)| (resource.to_owned(), beside))
+    .collect();
+    assert_eq!(heard, expected);
+}

@@ -93,25 +93,72 @@ impl LocalTasks {
         Self { deps }
     }
 
+    /// Runs one invocation. One that runs beside other work of its execution (a branch of
+    /// a `Parallel`, an iteration of a `Map` running several at once) runs as a task of its
+    /// own ([`run_apart`]), as Lambda runs each invocation apart from the state machine:
+    /// the interpreter awaits an execution's branches together, in one task, which would
+    /// otherwise keep them all on one thread, so that a single execution (a large upload's
+    /// parts) could use only one core. A Task alone in its execution runs in the
+    /// execution's own task, which costs a copy of its input and a hand-off less.
     async fn call(
         &self,
         stage: Stage,
         input: &Value,
         request_id: &str,
-        execution: &str,
+        context: &TaskContext,
     ) -> Result<Value, TaskError> {
-        invoke_in_execution(stage, &self.deps, input, request_id, Some(execution))
-            .await
-            .map_err(|error| {
-                let cause = json!({
-                    "errorType": error.name.as_str(),
-                    "errorMessage": error.message,
-                });
-                TaskError {
-                    error: error.name.as_str().to_owned(),
-                    cause: cause.to_string(),
-                }
+        let execution = context.execution_name.as_str();
+        let result = if context.beside_others {
+            let deps = self.deps.clone();
+            let input = input.clone();
+            let request_id = request_id.to_owned();
+            let execution = execution.to_owned();
+            run_apart(async move {
+                invoke_in_execution(stage, &deps, &input, &request_id, Some(&execution)).await
             })
+            .await
+            .ok_or_else(|| TaskError {
+                error: "States.Runtime".to_owned(),
+                cause: format!(
+                    "the invocation of {stage} was cancelled: the runtime is shutting down"
+                ),
+            })?
+        } else {
+            invoke_in_execution(stage, &self.deps, input, request_id, Some(execution)).await
+        };
+        result.map_err(|error| {
+            let cause = json!({
+                "errorType": error.name.as_str(),
+                "errorMessage": error.message,
+            });
+            TaskError {
+                error: error.name.as_str().to_owned(),
+                cause: cause.to_string(),
+            }
+        })
+    }
+}
+
+/// Runs `work` as a Tokio task of its own and waits for its output: `None` when the runtime
+/// cancelled it (it is shutting down). The task is aborted if this future is dropped first
+/// (a Task's `TimeoutSeconds` passed, or the execution was dropped), so the work stops at
+/// its next await as it would have in the caller's task, and a panic in it goes on in the
+/// caller.
+async fn run_apart<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    /// Aborts the task when dropped; aborting a finished task does nothing.
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(work));
+    match (&mut task.0).await {
+        Ok(output) => Some(output),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => None,
     }
 }
 
@@ -139,9 +186,7 @@ impl TaskHandler for LocalTasks {
                 });
             };
             let payload = input.get("Payload").unwrap_or(&Value::Null);
-            let output = self
-                .call(stage, payload, &request_id, &context.execution_name)
-                .await?;
+            let output = self.call(stage, payload, &request_id, context).await?;
             return Ok(json!({
                 "ExecutedVersion": "$LATEST",
                 "Payload": output,
@@ -149,10 +194,7 @@ impl TaskHandler for LocalTasks {
             }));
         }
         match stage_of_function(resource) {
-            Some(stage) => {
-                self.call(stage, input, &request_id, &context.execution_name)
-                    .await
-            }
+            Some(stage) => self.call(stage, input, &request_id, context).await,
             None => Err(TaskError {
                 error: "States.Runtime".to_owned(),
                 cause: format!("no local handler for {resource:?}"),
@@ -196,6 +238,55 @@ impl Orchestrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Two pieces of work awaited together by one task each block their thread until the
+    /// other has started: that can only finish if they run on two threads at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_run_apart_uses_more_than_one_thread() {
+        let (to_first, first_hears) = mpsc::channel::<()>();
+        let (to_second, second_hears) = mpsc::channel::<()>();
+        let meet = |tell: mpsc::Sender<()>, hear: mpsc::Receiver<()>| async move {
+            tell.send(()).unwrap();
+            hear.recv_timeout(Duration::from_secs(10)).is_ok()
+        };
+        let (first, second) = tokio::join!(
+            run_apart(meet(to_second, first_hears)),
+            run_apart(meet(to_first, second_hears)),
+        );
+        assert_eq!(
+            (first, second),
+            (Some(true), Some(true)),
+            "each met the other"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_the_wait_stops_the_work() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let work = {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                finished.store(true, Ordering::SeqCst);
+            }
+        };
+        let waited = tokio::time::timeout(Duration::from_millis(20), run_apart(work)).await;
+        assert!(waited.is_err(), "the wait timed out");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            !finished.load(Ordering::SeqCst),
+            "the work was aborted with its wait"
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a stage panicked")]
+    async fn a_panic_in_the_work_goes_on_in_the_caller() {
+        run_apart(async { panic!("a stage panicked") }).await;
+    }
 
     #[test]
     fn function_names_and_arns_resolve_to_stages() {

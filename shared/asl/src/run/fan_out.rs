@@ -40,11 +40,13 @@ impl Runner<'_> {
                 &effective,
             )
             .map_err(in_state)?;
+        let beside_others = frame.beside_others || parallel.branches.len() > 1;
         let branches = parallel.branches.iter().map(|branch| {
             self.run_scope(
                 branch,
                 StateInput::Owned(Value::clone(&effective)),
                 Some(effective_bytes),
+                beside_others,
             )
         });
         let result = Value::Array(try_join_all(branches).await?);
@@ -96,6 +98,7 @@ impl Runner<'_> {
             Ok(limit) => limit,
         };
         let effective = &effective;
+        let beside_others = frame.beside_others || (limit > 1 && items.len() > 1);
         let iterations =
             stream::iter(items.into_iter().enumerate()).map(|(index, item)| async move {
                 let (iteration_input, input_bytes) = self
@@ -109,6 +112,7 @@ impl Runner<'_> {
                     &map.processor,
                     StateInput::Owned(iteration_input),
                     input_bytes,
+                    beside_others,
                 )
                 .await
             });

@@ -69,6 +69,9 @@ pub(crate) struct Frame<'s> {
     pub(crate) entered_event: usize,
     /// The size of the state's input as JSON, for an effective input that is all of it.
     pub(crate) input_bytes: usize,
+    /// Whether other scopes of the execution run at once with this state's
+    /// ([`crate::TaskContext::beside_others`]).
+    pub(crate) beside_others: bool,
 }
 
 #[derive(Default)]
@@ -119,7 +122,12 @@ pub(crate) async fn execute(
             state: None,
         })
     } else {
-        let run = runner.run_scope(&machine.root, StateInput::Shared(input), Some(input_bytes));
+        let run = runner.run_scope(
+            &machine.root,
+            StateInput::Shared(input),
+            Some(input_bytes),
+            false,
+        );
         match machine.timeout_seconds {
             None => run.await,
             Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), run).await {
@@ -252,12 +260,15 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs a scope from its `StartAt` to a terminal state, giving that state's output.
-    /// `input_bytes` is the input's size as JSON when the caller has measured it already.
+    /// `input_bytes` is the input's size as JSON when the caller has measured it already;
+    /// `beside_others` says whether other scopes of the execution run at once with it (it
+    /// stays true for the scopes nested in it).
     pub(crate) fn run_scope<'s>(
         &'s self,
         scope: &'s Scope,
         input: StateInput,
         input_bytes: Option<usize>,
+        beside_others: bool,
     ) -> BoxFuture<'s, Result<Value, Failure>> {
         Box::pin(async move {
             let mut current = scope.start_at.clone();
@@ -280,7 +291,10 @@ impl<'a> Runner<'a> {
                         )),
                     ));
                 }
-                match self.run_state(state, input, input_bytes).await {
+                match self
+                    .run_state(state, input, input_bytes, beside_others)
+                    .await
+                {
                     Ok((Step::Next(next, output), output_bytes)) => {
                         // A state's output is the next state's input: measured once.
                         current = next;
@@ -310,6 +324,7 @@ impl<'a> Runner<'a> {
         state: &State,
         input: StateInput,
         known_bytes: Option<usize>,
+        beside_others: bool,
     ) -> Result<(Step, usize), Failure> {
         let entered_time = self.now_text();
         let input_bytes = known_bytes.unwrap_or_else(|| serialized_size(&input));
@@ -325,6 +340,7 @@ impl<'a> Runner<'a> {
             entered_time,
             entered_event,
             input_bytes,
+            beside_others,
         };
         let (step, transition) = match &state.kind {
             StateKind::Pass(pass) => (

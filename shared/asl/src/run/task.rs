@@ -56,6 +56,7 @@ impl Runner<'_> {
             execution_name: self.execution.name.clone(),
             state_name: state.name.clone(),
             retry_count,
+            beside_others: frame.beside_others,
         };
         let call = self.handler.invoke(&task.resource, &effective, &context);
         let outcome = match timeout {
