@@ -263,6 +263,17 @@ fn benches(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // Reading a staged part back, as `aggregate`, `inference` and `store` do when it was
+    // staged as JSON (every part of a deployed run, and of a local one over the in-memory
+    // budget): most of it is each event's `data`, put in canonical form again.
+    group.bench_function("staged_batch_read", |bench| {
+        bench.iter(|| {
+            let read = batches
+                .iter()
+                .map(|batch| serde_json::from_str::<EnrichedBatch>(batch.json()).unwrap());
+            black_box(read.map(|batch| batch.len()).sum::<usize>())
+        })
+    });
     group.finish();
 }
 

@@ -6,9 +6,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
-use crate::canonical::canonical_object_text;
+use crate::canonical::{canonical_object_text, write_string};
 
 /// The member of `data` that names the client's user agent.
 pub const USER_AGENT: &str = "userAgent";
@@ -97,12 +97,287 @@ impl Serialize for EventData {
     }
 }
 
-/// Read as any JSON object and put in canonical form: a stage's input may have been written
-/// by hand, with its keys in any order.
+/// Read as any JSON object and put in canonical form as it is read: a stage's input may
+/// have been written by hand, with its keys in any order. Each member is written out as it
+/// is read, its key and its value in canonical form; when the keys came in canonical order
+/// (in every staged part, which this type wrote) that is already the text, and otherwise
+/// the members are written again in key order. No tree of values is built: reading staged
+/// parts back, building one was most of the time. When a key comes twice the last value
+/// counts, as in a `serde_json::Map`.
 impl<'de> Deserialize<'de> for EventData {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Map::<String, Value>::deserialize(deserializer).map(|map| Self::from_map(&map))
+        let mut out = Vec::with_capacity(256);
+        let read = deserializer.deserialize_map(Object {
+            out: &mut out,
+            top_level: true,
+        })?;
+        // Every piece was written from a string or as ASCII.
+        let text = String::from_utf8(out).map_err(de::Error::custom)?;
+        let text = RawValue::from_string(text).map_err(de::Error::custom)?;
+        Ok(Self {
+            text,
+            amount: read.amount,
+            user_agent: read.user_agent.map(|agent| Box::from(agent.as_ref())),
+        })
     }
+}
+
+/// Writes an object in canonical form at the end of `out` as it reads it.
+struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    /// Whether this is `data` itself, whose `amount` and `userAgent` are read.
+    top_level: bool,
+}
+
+/// What [`EventData`] reads of its object besides the text.
+struct ReadObject<'de> {
+    amount: Option<f64>,
+    user_agent: Option<Cow<'de, str>>,
+}
+
+/// One member as read: its key, where it was written (key, colon and value), and, for the
+/// members [`EventData`] reads, what the value was.
+struct Member<'de> {
+    key: Cow<'de, str>,
+    written: std::ops::Range<usize>,
+    scalar: Scalar<'de>,
+}
+
+/// What a value was, as far as [`EventData`] reads it.
+enum Scalar<'de> {
+    Number(f64),
+    String(Cow<'de, str>),
+    Other,
+}
+
+impl<'de> Visitor<'de> for Object<'_> {
+    type Value = ReadObject<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let start = self.out.len();
+        self.out.push(b'{');
+        let mut members: Vec<Member<'de>> = Vec::new();
+        let mut in_order = true;
+        while let Some(key) = map.next_key_seed(KeyText)? {
+            if let Some(last) = members.last() {
+                in_order &= last.key.as_bytes() < key.as_bytes();
+                self.out.push(b',');
+            }
+            let begin = self.out.len();
+            write_string(&key, self.out);
+            self.out.push(b':');
+            let keep = self.top_level && (key == "amount" || key == USER_AGENT);
+            let scalar = map.next_value_seed(CanonicalValue {
+                out: &mut *self.out,
+                keep,
+            })?;
+            members.push(Member {
+                key,
+                written: begin..self.out.len(),
+                scalar,
+            });
+        }
+        self.out.push(b'}');
+        if !in_order {
+            let written = self.out.split_off(start);
+            let mut order: Vec<usize> = (0..members.len()).collect();
+            // Stable, so that of equal keys the one read last stays last.
+            order.sort_by(|&a, &b| members[a].key.as_bytes().cmp(members[b].key.as_bytes()));
+            self.out.push(b'{');
+            let mut first = true;
+            for (position, &index) in order.iter().enumerate() {
+                let shadowed = order
+                    .get(position + 1)
+                    .is_some_and(|&next| members[next].key == members[index].key);
+                if shadowed {
+                    continue;
+                }
+                if !first {
+                    self.out.push(b',');
+                }
+                first = false;
+                let range = &members[index].written;
+                self.out
+                    .extend_from_slice(&written[range.start - start..range.end - start]);
+            }
+            self.out.push(b'}');
+        }
+        let mut read = ReadObject {
+            amount: None,
+            user_agent: None,
+        };
+        // In the order read, so that the last of equal keys counts.
+        for member in members {
+            match (member.key.as_ref(), member.scalar) {
+                ("amount", Scalar::Number(number)) => read.amount = Some(number),
+                ("amount", _) => read.amount = None,
+                (USER_AGENT, Scalar::String(agent)) => read.user_agent = Some(agent),
+                (USER_AGENT, _) => read.user_agent = None,
+                _ => {}
+            }
+        }
+        Ok(read)
+    }
+}
+
+/// A member's key, borrowed from the input when it needs no unescaping.
+struct KeyText;
+
+impl<'de> DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, key: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key))
+    }
+}
+
+/// Writes any JSON value in canonical form at the end of `out`; `keep` gives back the
+/// number or string it was.
+struct CanonicalValue<'o> {
+    out: &'o mut Vec<u8>,
+    keep: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for CanonicalValue<'_> {
+    type Value = Scalar<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl CanonicalValue<'_> {
+    fn number<'de>(&self, value: f64) -> Scalar<'de> {
+        if self.keep {
+            Scalar::Number(value)
+        } else {
+            Scalar::Other
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for CanonicalValue<'_> {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+        Ok(Scalar::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        write_number(self.out, &Number::from(value));
+        Ok(self.number(value as f64))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        write_number(self.out, &Number::from(value));
+        Ok(self.number(value as f64))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        // JSON numbers are finite; anything else is written as `serde_json` writes it.
+        match Number::from_f64(value) {
+            Some(number) => write_number(self.out, &number),
+            None => self.out.extend_from_slice(b"null"),
+        }
+        Ok(self.number(value))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+        write_string(value, self.out);
+        Ok(if self.keep {
+            Scalar::String(Cow::Borrowed(value))
+        } else {
+            Scalar::Other
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        write_string(value, self.out);
+        Ok(if self.keep {
+            Scalar::String(Cow::Owned(value.to_owned()))
+        } else {
+            Scalar::Other
+        })
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.out.extend_from_slice(b"null");
+        Ok(Scalar::Other)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            let start = self.out.len();
+            if !first {
+                self.out.push(b',');
+            }
+            let seed = CanonicalValue {
+                out: &mut *self.out,
+                keep: false,
+            };
+            if items.next_element_seed(seed)?.is_none() {
+                self.out.truncate(start);
+                break;
+            }
+            first = false;
+        }
+        self.out.push(b']');
+        Ok(Scalar::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Object {
+            out: &mut *self.out,
+            top_level: false,
+        }
+        .visit_map(map)?;
+        Ok(Scalar::Other)
+    }
+}
+
+fn write_number(out: &mut Vec<u8>, number: &Number) {
+    // Writing a number into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, number);
 }
 
 /// Reads the string values of a JSON object's members, borrowed when they need no
@@ -209,7 +484,151 @@ impl<'de> Deserialize<'de> for StringOrOther<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// A JSON value as a text to be written: objects keep their members in the order
+    /// given, duplicates included, and strings may be written with every ASCII letter
+    /// escaped, so that the reader has to unescape them.
+    #[derive(Debug, Clone)]
+    enum Text {
+        Literal(&'static str),
+        Number(f64),
+        Integer(i64),
+        String(String, bool),
+        Array(Vec<Text>),
+        Object(Vec<(String, bool, Text)>),
+    }
+
+    fn string_text(text: &str, escaped: bool, out: &mut String) {
+        if !escaped {
+            out.push_str(&serde_json::to_string(text).unwrap());
+            return;
+        }
+        out.push('"');
+        for character in text.chars() {
+            if character.is_ascii_alphabetic() {
+                out.push_str(&format!("\\u{:04x}", character as u32));
+            } else {
+                let quoted = serde_json::to_string(&character.to_string()).unwrap();
+                out.push_str(&quoted[1..quoted.len() - 1]);
+            }
+        }
+        out.push('"');
+    }
+
+    impl Text {
+        fn write(&self, spaced: bool, out: &mut String) {
+            let space = if spaced { " " } else { "" };
+            match self {
+                Text::Literal(text) => out.push_str(text),
+                Text::Number(number) => out.push_str(&serde_json::to_string(number).unwrap()),
+                Text::Integer(number) => out.push_str(&number.to_string()),
+                Text::String(text, escaped) => string_text(text, *escaped, out),
+                Text::Array(items) => {
+                    out.push('[');
+                    for (index, item) in items.iter().enumerate() {
+                        if index > 0 {
+                            out.push(',');
+                            out.push_str(space);
+                        }
+                        item.write(spaced, out);
+                    }
+                    out.push(']');
+                }
+                Text::Object(members) => {
+                    out.push('{');
+                    out.push_str(space);
+                    for (index, (key, escaped, value)) in members.iter().enumerate() {
+                        if index > 0 {
+                            out.push(',');
+                        }
+                        string_text(key, *escaped, out);
+                        out.push_str(space);
+                        out.push(':');
+                        value.write(spaced, out);
+                    }
+                    out.push_str(space);
+                    out.push('}');
+                }
+            }
+        }
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec!["amount", "userAgent", "a", "b", "B", "é", "a\"\n", ""])
+                .prop_map(str::to_owned),
+            any::<String>(),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = Text> {
+        let leaf = prop_oneof![
+            prop::sample::select(vec![
+                "null",
+                "true",
+                "false",
+                "0",
+                "-0",
+                "1e2",
+                "1E-2",
+                "0.10",
+                "-0.0",
+                "1.0",
+                "12345678901234567890",
+                "18446744073709551616",
+                "-9223372036854775809",
+                "3.141592653589793238",
+                "5e-324",
+                "1.7976931348623157e308",
+            ])
+            .prop_map(Text::Literal),
+            any::<f64>()
+                .prop_filter("finite", |number| number.is_finite())
+                .prop_map(Text::Number),
+            any::<i64>().prop_map(Text::Integer),
+            (any::<String>(), any::<bool>())
+                .prop_map(|(text, escaped)| Text::String(text, escaped)),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Text::Array),
+                prop::collection::vec((key(), any::<bool>(), inner), 0..5).prop_map(Text::Object),
+            ]
+        })
+    }
+
+    fn same(read: &EventData, expected: &EventData) {
+        assert_eq!(read.json(), expected.json());
+        assert_eq!(
+            read.amount().map(f64::to_bits),
+            expected.amount().map(f64::to_bits)
+        );
+        assert_eq!(read.user_agent(), expected.user_agent());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Read from text or from a value, an object gives what the map it parses to
+        /// gives: the same canonical text, `amount` and `userAgent`, whatever the order of
+        /// its keys, its spacing, its escapes, its duplicate keys (the last counts) and its
+        /// numbers' forms.
+        #[test]
+        fn reading_gives_what_the_parsed_map_gives(
+            members in prop::collection::vec((key(), any::<bool>(), text()), 0..8),
+            spaced in any::<bool>(),
+        ) {
+            let mut written = String::new();
+            Text::Object(members).write(spaced, &mut written);
+            let value: Value = serde_json::from_str(&written).unwrap();
+            let expected = data(value.clone());
+            same(&serde_json::from_str::<EventData>(&written).unwrap(), &expected);
+            same(&serde_json::from_slice::<EventData>(written.as_bytes()).unwrap(), &expected);
+            same(&serde_json::from_value::<EventData>(value).unwrap(), &expected);
+        }
+    }
 
     fn data(value: Value) -> EventData {
         EventData::from_map(value.as_object().expect("an object"))
