@@ -162,7 +162,9 @@ impl<'de> Visitor<'de> for Object<'_> {
         self.out.push(b'{');
         let mut members: Vec<Member<'de>> = Vec::new();
         let mut in_order = true;
-        while let Some(key) = map.next_key_seed(KeyText)? {
+        // A key is read as a string value is, borrowed when it needs no unescaping.
+        while let Some(StringOrOther(key)) = map.next_key()? {
+            let key = key.ok_or_else(|| de::Error::custom("an object key that is not a string"))?;
             if let Some(last) = members.last() {
                 in_order &= last.key.as_bytes() < key.as_bytes();
                 self.out.push(b',');
@@ -221,37 +223,6 @@ impl<'de> Visitor<'de> for Object<'_> {
             }
         }
         Ok(read)
-    }
-}
-
-/// A member's key, borrowed from the input when it needs no unescaping.
-struct KeyText;
-
-impl<'de> DeserializeSeed<'de> for KeyText {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyText {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a string key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(key))
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(key.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, key: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(key))
     }
 }
 
@@ -433,7 +404,8 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
     }
 }
 
-/// A member's value: its text when it is a string, nothing (and skipped) when it is not.
+/// A member's value, or its key: its text when it is a string, borrowed when it needs no
+/// unescaping, nothing (and skipped) when it is not.
 struct StringOrOther<'a>(Option<Cow<'a, str>>);
 
 impl<'de> Deserialize<'de> for StringOrOther<'de> {
