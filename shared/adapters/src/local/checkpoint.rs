@@ -8,6 +8,15 @@
 //! never blocks the writer, so under a steady stream of commits it may not catch up with the
 //! log's end, and the log cannot start over; once the log passes [`RESTART_PAGES`] a restart
 //! checkpoint waits for the writer between two commits, finishes, and lets the log start over.
+//!
+//! A log that starts over is written into pages the system already holds for the file; a
+//! log that only grows is written into new ones, which the kernel must find (reclaiming
+//! others when its page cache is full), zero where a frame covers a page only in part, and
+//! later write back. In `pipeline demo` the log used to grow to 269 MB, just past its limit
+//! of 256 MiB; with a limit of 16 MiB it stays under about 45 MB (docs/benchmarks.md).
+//!
+//! A restart waits for the writer's commit and for readers to leave the log, and new commits
+//! wait while it does; so it waits at most [`RESTART_WAIT`] and is tried again later.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,32 +27,192 @@ use rusqlite::Connection;
 /// by many commits once.
 const GATHER: Duration = Duration::from_millis(200);
 
-/// Log pages past which the log is made to start over: 256 MiB with the 8 KiB pages of a
-/// file this version made, 128 MiB in a file an older version made with 4 KiB pages.
-const RESTART_PAGES: i64 = 32_768;
+/// Log pages past which the log is made to start over: 16 MiB with the 8 KiB pages of a
+/// file this version made, 8 MiB in a file an older version made with 4 KiB pages.
+pub(super) const RESTART_PAGES: i64 = 2_048;
+
+/// How long a restart checkpoint waits for the writer to finish its commit, or for readers
+/// to leave the log, before it gives up until after later commits. While it waits, new
+/// commits wait too: with the connection's usual busy timeout of seconds, a reader holding
+/// a snapshot (another process) held back every commit that long.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
 
 /// Checkpoints `connection`'s database each time commits were signalled, until the sender
-/// is gone (the writer has stopped); then one last passive checkpoint.
-pub(super) fn run_checkpointer(connection: Connection, commits: mpsc::Receiver<()>) {
+/// is gone (the writer has stopped); then one last passive checkpoint. The log is made to
+/// start over once it passes `restart_pages` ([`RESTART_PAGES`] for the pipeline's database).
+pub(super) fn run_checkpointer(
+    connection: Connection,
+    commits: mpsc::Receiver<()>,
+    restart_pages: i64,
+) {
+    // Passive checkpoints never wait; only a restart does.
+    let _ = connection.busy_timeout(RESTART_WAIT);
     while commits.recv().is_ok() {
         std::thread::sleep(GATHER);
         // The nudges sent while this thread slept are covered by the checkpoint below.
         while commits.try_recv().is_ok() {}
-        checkpoint(&connection);
+        checkpoint(&connection, restart_pages);
     }
-    checkpoint(&connection);
+    checkpoint(&connection, restart_pages);
 }
 
-/// One passive checkpoint, and a restart if the log is too long. A checkpoint that fails
-/// (another process holds the database busy) is simply tried again after later commits: the
-/// log only grows meanwhile, and no write depends on it.
-fn checkpoint(connection: &Connection) {
+/// One passive checkpoint, and a restart if the log is longer than `restart_pages`. A
+/// checkpoint that fails (another process holds the database busy) is simply tried again
+/// after later commits: the log only grows meanwhile, and no write depends on it.
+fn checkpoint(connection: &Connection, restart_pages: i64) {
     let log_pages = connection
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             row.get::<_, i64>(1)
         })
         .unwrap_or(0);
-    if log_pages > RESTART_PAGES {
+    if log_pages > restart_pages {
         let _ = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    use rusqlite::Connection;
+
+    use super::run_checkpointer;
+
+    const PAGE_BYTES: u64 = 4096;
+    const COMMITS: usize = 400;
+    const ROW_BYTES: usize = 64 * 1024;
+
+    fn connection(path: &Path) -> Connection {
+        let connection = Connection::open(path).unwrap();
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        connection
+            .execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+            )
+            .unwrap();
+        connection
+    }
+
+    /// Commits `COMMITS` rows of 64 KiB, one every few milliseconds as the writer thread does, while
+    /// another connection reads all along, as the stages do, and the checkpointer runs with
+    /// `restart_pages`; returns the log's largest size seen after a commit.
+    fn largest_log(restart_pages: i64) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let writer = connection(&path);
+        writer
+            .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);")
+            .unwrap();
+        let (commits, nudges) = mpsc::sync_channel(1);
+        let checkpointer = {
+            let connection = connection(&path);
+            std::thread::spawn(move || run_checkpointer(connection, nudges, restart_pages))
+        };
+        let reading = Arc::new(AtomicBool::new(true));
+        let reader = {
+            let connection = connection(&path);
+            let reading = Arc::clone(&reading);
+            std::thread::spawn(move || {
+                while reading.load(Ordering::Relaxed) {
+                    let _: i64 = connection
+                        .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
+                        .unwrap();
+                }
+            })
+        };
+        let log = dir.path().join("test.db-wal");
+        let body = vec![7u8; ROW_BYTES];
+        let mut largest = 0;
+        for _ in 0..COMMITS {
+            writer
+                .execute("INSERT INTO rows (body) VALUES (?1)", [&body])
+                .unwrap();
+            let _ = commits.try_send(());
+            largest = largest.max(std::fs::metadata(&log).unwrap().len());
+            // Commits come over a few seconds, so the checkpointer runs some ten times.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        reading.store(false, Ordering::Relaxed);
+        reader.join().unwrap();
+        drop(commits);
+        checkpointer.join().unwrap();
+        let rows: i64 = writer
+            .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, COMMITS as i64);
+        largest
+    }
+
+    #[test]
+    fn a_reader_that_keeps_the_log_holds_up_commits_only_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let writer = connection(&path);
+        writer
+            .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);")
+            .unwrap();
+        let (commits, nudges) = mpsc::sync_channel(1);
+        let checkpointer = {
+            let connection = connection(&path);
+            std::thread::spawn(move || run_checkpointer(connection, nudges, 16))
+        };
+        // A reader (another process, say) holds one snapshot for two seconds, so the log
+        // cannot start over until it ends.
+        let (started, reading) = mpsc::channel();
+        let reader = {
+            let connection = connection(&path);
+            std::thread::spawn(move || {
+                connection.execute_batch("BEGIN").unwrap();
+                let _: i64 = connection
+                    .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
+                    .unwrap();
+                started.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                connection.execute_batch("COMMIT").unwrap();
+            })
+        };
+        reading.recv().unwrap();
+        let body = vec![7u8; ROW_BYTES];
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..200 {
+            let start = std::time::Instant::now();
+            writer
+                .execute("INSERT INTO rows (body) VALUES (?1)", [&body])
+                .unwrap();
+            slowest = slowest.max(start.elapsed());
+            let _ = commits.try_send(());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        reader.join().unwrap();
+        drop(commits);
+        checkpointer.join().unwrap();
+        // A restart waits for the reader while holding new commits back; it gives up soon
+        // and is tried again after later commits.
+        assert!(
+            slowest < std::time::Duration::from_millis(1000),
+            "a commit waited {slowest:?} for the checkpointer"
+        );
+    }
+
+    #[test]
+    fn the_log_starts_over_once_it_passes_its_limit_while_commits_and_reads_go_on() {
+        // 400 commits of 64 KiB write about 26 MB to the log over two or three seconds.
+        // Made to start over past 1 MiB (256 pages of 4 KiB), it stays within a few MiB:
+        // what the commits add between two checkpoints, which wait 200 ms for commits to
+        // gather. With passive checkpoints alone it grows by every commit, because a reader
+        // is always there when the writer could start the log over.
+        let limit = 256;
+        let largest = largest_log(limit);
+        let written = (COMMITS * ROW_BYTES) as u64;
+        assert!(
+            largest < written / 3,
+            "the log grew to {largest} bytes of the {written} written, with a limit of {} bytes",
+            (limit as u64).saturating_mul(PAGE_BYTES)
+        );
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::aggregates;
-use super::checkpoint::run_checkpointer;
+use super::checkpoint::{RESTART_PAGES, run_checkpointer};
 use super::keys::{EventKeys, KeyFields, KeyRow, digest};
 use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
@@ -557,7 +557,7 @@ impl Database {
         let (commits, nudges) = mpsc::sync_channel(1);
         let checkpointer = std::thread::Builder::new()
             .name("pipeline-db-checkpoint".to_owned())
-            .spawn(move || run_checkpointer(checkpoint_connection, nudges))
+            .spawn(move || run_checkpointer(checkpoint_connection, nudges, RESTART_PAGES))
             .map_err(|error| StorageError::permanent(operation.clone(), error))?;
         let (sender, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
