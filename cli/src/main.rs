@@ -133,6 +133,7 @@ struct RunArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    pipeline_handlers::allocator::configure();
     init_json_logs_to_stderr();
     let cli = Cli::parse();
     match run(cli).await {

@@ -17,6 +17,7 @@ use crate::stage::Stage;
 /// Sets up logs, reads the configuration and builds the ports once. A bad configuration
 /// fails the cold start.
 async fn cold_start() -> Result<Arc<Dependencies>, lambda_runtime::Error> {
+    crate::allocator::configure();
     init_json_logs();
     let config = Config::from_env().inspect_err(|failure| {
         error!(errorType = "ConfigError", reason = %failure, "The configuration is invalid.");

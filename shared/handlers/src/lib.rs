@@ -5,6 +5,7 @@
 //! [`invoke::invoke`] and [`direct::process_direct`]), so what runs locally is what runs
 //! deployed.
 
+pub mod allocator;
 pub mod carried;
 pub mod deps;
 pub mod direct;
