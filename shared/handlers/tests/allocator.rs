@@ -16,7 +16,24 @@ fn resident_bytes() -> u64 {
 const MIB: usize = 1024 * 1024;
 
 #[test]
-fn memory_freed_by_a_stage_is_given_back_within_a_few_tens_of_milliseconds() {
+fn memory_freed_by_a_stage_is_given_back_within_a_few_hundred_milliseconds() {
+    // A delay set in the environment is mimalloc's from the start and `configure` leaves
+    // it: run this test again in a process without it.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "memory_freed_by_a_stage_is_given_back_within_a_few_hundred_milliseconds",
+            ])
+            .env_remove("MIMALLOC_PURGE_DELAY")
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "the test failed without MIMALLOC_PURGE_DELAY"
+        );
+        return;
+    }
     pipeline_handlers::allocator::configure();
     assert_eq!(
         pipeline_handlers::allocator::freed_memory_kept_millis(),
@@ -36,8 +53,8 @@ fn memory_freed_by_a_stage_is_given_back_within_a_few_tens_of_milliseconds() {
     drop(blocks);
     // mimalloc gives memory back when it collects, which a busy process makes it do often:
     // here, small work and a collection every 5 ms. Configured, the memory went back after
-    // 16 ms; with mimalloc's default of 1 s, after 930 to 980 ms.
-    let deadline = Instant::now() + Duration::from_millis(300);
+    // 63 to 108 ms; with mimalloc's default of 1 s, after 930 to 980 ms.
+    let deadline = Instant::now() + Duration::from_millis(400);
     let mut lowest = held;
     while Instant::now() < deadline && lowest > before + (30 * MIB) as u64 {
         let scratch: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; 256]).collect();
@@ -49,7 +66,7 @@ fn memory_freed_by_a_stage_is_given_back_within_a_few_tens_of_milliseconds() {
     }
     assert!(
         lowest <= before + (30 * MIB) as u64,
-        "{} MiB were still resident 300 ms after {} MiB were freed",
+        "{} MiB were still resident 400 ms after {} MiB were freed",
         (lowest - before) / MIB as u64,
         (held - before) / MIB as u64
     );
