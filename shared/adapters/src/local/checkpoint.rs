@@ -98,24 +98,77 @@ mod tests {
         connection
     }
 
-    /// Commits `COMMITS` rows of 64 KiB, one every few milliseconds as the writer thread does, while
-    /// another connection reads all along, as the stages do, and the checkpointer runs with
-    /// `restart_pages`; returns the log's largest size seen after a commit.
+    /// A database whose log only its checkpointer copies: a writer connection, its table,
+    /// and the checkpointer running with `restart_pages` on a thread of its own.
+    struct Logged {
+        dir: tempfile::TempDir,
+        writer: Connection,
+        commits: mpsc::SyncSender<()>,
+        checkpointer: std::thread::JoinHandle<()>,
+    }
+
+    impl Logged {
+        fn new(restart_pages: i64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let writer = connection(&dir.path().join("test.db"));
+            writer
+                .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);")
+                .unwrap();
+            let (commits, nudges) = mpsc::sync_channel(1);
+            let checkpoint_connection = connection(&dir.path().join("test.db"));
+            let checkpointer = std::thread::spawn(move || {
+                run_checkpointer(checkpoint_connection, nudges, restart_pages)
+            });
+            Self {
+                dir,
+                writer,
+                commits,
+                checkpointer,
+            }
+        }
+
+        fn connection(&self) -> Connection {
+            connection(&self.dir.path().join("test.db"))
+        }
+
+        fn log_bytes(&self) -> u64 {
+            std::fs::metadata(self.dir.path().join("test.db-wal"))
+                .unwrap()
+                .len()
+        }
+
+        /// Commits one row of `ROW_BYTES`, nudges the checkpointer, and says how long the
+        /// commit took.
+        fn commit_row(&self) -> std::time::Duration {
+            let body = vec![7u8; ROW_BYTES];
+            let start = std::time::Instant::now();
+            self.writer
+                .execute("INSERT INTO rows (body) VALUES (?1)", [&body])
+                .unwrap();
+            let took = start.elapsed();
+            let _ = self.commits.try_send(());
+            took
+        }
+
+        /// Stops the checkpointer and returns the rows committed.
+        fn finish(self) -> i64 {
+            drop(self.commits);
+            self.checkpointer.join().unwrap();
+            self.writer
+                .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
+                .unwrap()
+        }
+    }
+
+    /// Commits `COMMITS` rows of 64 KiB, one every few milliseconds as the writer thread
+    /// does, while another connection reads all along, as the stages do, and the
+    /// checkpointer runs with `restart_pages`; returns the log's largest size seen after a
+    /// commit.
     fn largest_log(restart_pages: i64) -> u64 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("test.db");
-        let writer = connection(&path);
-        writer
-            .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);")
-            .unwrap();
-        let (commits, nudges) = mpsc::sync_channel(1);
-        let checkpointer = {
-            let connection = connection(&path);
-            std::thread::spawn(move || run_checkpointer(connection, nudges, restart_pages))
-        };
+        let logged = Logged::new(restart_pages);
         let reading = Arc::new(AtomicBool::new(true));
         let reader = {
-            let connection = connection(&path);
+            let connection = logged.connection();
             let reading = Arc::clone(&reading);
             std::thread::spawn(move || {
                 while reading.load(Ordering::Relaxed) {
@@ -125,47 +178,27 @@ mod tests {
                 }
             })
         };
-        let log = dir.path().join("test.db-wal");
-        let body = vec![7u8; ROW_BYTES];
         let mut largest = 0;
         for _ in 0..COMMITS {
-            writer
-                .execute("INSERT INTO rows (body) VALUES (?1)", [&body])
-                .unwrap();
-            let _ = commits.try_send(());
-            largest = largest.max(std::fs::metadata(&log).unwrap().len());
+            logged.commit_row();
+            largest = largest.max(logged.log_bytes());
             // Commits come over a few seconds, so the checkpointer runs some ten times.
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         reading.store(false, Ordering::Relaxed);
         reader.join().unwrap();
-        drop(commits);
-        checkpointer.join().unwrap();
-        let rows: i64 = writer
-            .query_row("SELECT count(*) FROM rows", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(rows, COMMITS as i64);
+        assert_eq!(logged.finish(), COMMITS as i64);
         largest
     }
 
     #[test]
     fn a_reader_that_keeps_the_log_holds_up_commits_only_briefly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("test.db");
-        let writer = connection(&path);
-        writer
-            .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);")
-            .unwrap();
-        let (commits, nudges) = mpsc::sync_channel(1);
-        let checkpointer = {
-            let connection = connection(&path);
-            std::thread::spawn(move || run_checkpointer(connection, nudges, 16))
-        };
+        let logged = Logged::new(16);
         // A reader (another process, say) holds one snapshot for two seconds, so the log
         // cannot start over until it ends.
         let (started, reading) = mpsc::channel();
         let reader = {
-            let connection = connection(&path);
+            let connection = logged.connection();
             std::thread::spawn(move || {
                 connection.execute_batch("BEGIN").unwrap();
                 let _: i64 = connection
@@ -177,20 +210,13 @@ mod tests {
             })
         };
         reading.recv().unwrap();
-        let body = vec![7u8; ROW_BYTES];
         let mut slowest = std::time::Duration::ZERO;
         for _ in 0..200 {
-            let start = std::time::Instant::now();
-            writer
-                .execute("INSERT INTO rows (body) VALUES (?1)", [&body])
-                .unwrap();
-            slowest = slowest.max(start.elapsed());
-            let _ = commits.try_send(());
+            slowest = slowest.max(logged.commit_row());
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         reader.join().unwrap();
-        drop(commits);
-        checkpointer.join().unwrap();
+        assert_eq!(logged.finish(), 200);
         // A restart waits for the reader while holding new commits back; it gives up soon
         // and is tried again after later commits.
         assert!(
