@@ -5,8 +5,8 @@
 //! is needed again: by default 1 s for a page, and ten times that for the larger areas it
 //! reserves. A stage frees a part's decoded events, rows and files at once when it ends, and
 //! the next part allocates as much again, so what was freed in the last seconds stays
-//! resident beside what is in use. The 1,000,000-event upload peaked at 249,872 to
-//! 298,516 KB in fourteen runs, against 224,696 to 247,644 KB in seven with memory given
+//! resident beside what is in use. The 1,000,000-event upload peaked at 246,944 to
+//! 298,516 KB in sixteen runs, against 224,696 to 247,644 KB in nine with memory given
 //! back after 100 ms, in about the same time (docs/benchmarks.md). After 10 ms (the default
 //! of mimalloc 2) the peak was lower still, but the demo's stage workers took about a tenth
 //! more CPU, in faults on memory given back and taken again. A Lambda function's memory is

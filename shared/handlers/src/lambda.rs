@@ -14,8 +14,8 @@ use crate::logging::init_json_logs;
 use crate::orchestrator::Orchestrator;
 use crate::stage::Stage;
 
-/// Sets up logs, reads the configuration and builds the ports once. A bad configuration
-/// fails the cold start.
+/// Sets up the allocator and logs, reads the configuration and builds the ports once. A bad
+/// configuration fails the cold start.
 async fn cold_start() -> Result<Arc<Dependencies>, lambda_runtime::Error> {
     crate::allocator::configure();
     init_json_logs();
