@@ -101,7 +101,9 @@ mod tests {
     /// A database whose log only its checkpointer copies: a writer connection, its table,
     /// and the checkpointer running with `restart_pages` on a thread of its own.
     struct Logged {
-        dir: tempfile::TempDir,
+        /// Holds the directory the database is in until the test ends.
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
         writer: Connection,
         commits: mpsc::SyncSender<()>,
         checkpointer: std::thread::JoinHandle<()>,
@@ -110,17 +112,19 @@ mod tests {
     impl Logged {
         fn new(restart_pages: i64) -> Self {
             let dir = tempfile::tempdir().unwrap();
-            let writer = connection(&dir.path().join("test.db"));
+            let path = dir.path().join("test.db");
+            let writer = connection(&path);
             writer
                 .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL);")
                 .unwrap();
             let (commits, nudges) = mpsc::sync_channel(1);
-            let checkpoint_connection = connection(&dir.path().join("test.db"));
+            let checkpoint_connection = connection(&path);
             let checkpointer = std::thread::spawn(move || {
                 run_checkpointer(checkpoint_connection, nudges, restart_pages)
             });
             Self {
-                dir,
+                _dir: dir,
+                path,
                 writer,
                 commits,
                 checkpointer,
@@ -128,11 +132,11 @@ mod tests {
         }
 
         fn connection(&self) -> Connection {
-            connection(&self.dir.path().join("test.db"))
+            connection(&self.path)
         }
 
         fn log_bytes(&self) -> u64 {
-            std::fs::metadata(self.dir.path().join("test.db-wal"))
+            std::fs::metadata(self.path.with_extension("db-wal"))
                 .unwrap()
                 .len()
         }
