@@ -57,20 +57,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
     let backend = Backend::open(config)
         .await
         .map_err(|error| format!("ConfigError: {error}"))?;
-    // Many users over six hours, so a batch holds about one event per user, as a real
-    // stream of sessions does (the risk model reads a user's burst within a batch). The
-    // events arrive in time order, a few seconds late at most, so each source event holds
-    // about a minute of them, as a stream's delivery or a periodic upload would.
-    let synth = SynthConfig {
-        seed: args.seed,
-        invalid_ratio: args.invalid_ratio,
-        users: 20_000,
-        span_millis: 6 * 3_600_000,
-        arrival: Arrival::Stream {
-            jitter_millis: 5_000,
-        },
-        ..SynthConfig::default()
-    };
+    let synth = demo_synth(args.seed, args.invalid_ratio);
     backend
         .put_profiles(&synthetic_profiles(&synth))
         .await
@@ -102,6 +89,23 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), String> {
         "events",
     )
     .await
+}
+
+/// The demo's events. Many users over six hours, so a batch holds about one event per user,
+/// as a real stream of sessions does (the risk model reads a user's burst within a batch).
+/// The events arrive in time order, a few seconds late at most, so each source event holds
+/// about a minute of them, as a stream's delivery or a periodic upload would.
+fn demo_synth(seed: u64, invalid_ratio: f64) -> SynthConfig {
+    SynthConfig {
+        seed,
+        invalid_ratio,
+        users: 20_000,
+        span_millis: 6 * 3_600_000,
+        arrival: Arrival::Stream {
+            jitter_millis: 5_000,
+        },
+        ..SynthConfig::default()
+    }
 }
 
 /// The demo's source events: `events` in batches of `batch_size`, rotating through
@@ -285,6 +289,55 @@ async fn upload_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::run_all;
+
+    /// Runs `events` demo events, `concurrency` executions at once, over a state machine
+    /// whose in-memory budget is the one for `budget_for` executions; returns how many staged
+    /// values did not fit it.
+    async fn values_refused(events: usize, concurrency: usize, budget_for: usize) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::from_lookup(|_| None).unwrap();
+        config.data_dir = dir.path().join("data");
+        config.objects_dir = dir.path().join("objects");
+        let backend = Backend::open(&config).await.unwrap();
+        let synth = demo_synth(7, 0.03);
+        backend
+            .put_profiles(&synthetic_profiles(&synth))
+            .await
+            .unwrap();
+        let inputs =
+            source_events(synth::events(&synth, events), 1_000, &config.objects_dir).unwrap();
+        let (deps, orchestrator) = crate::orchestrator_over(&config, &backend, budget_for).unwrap();
+        let mut failures = Vec::new();
+        run_all(
+            orchestrator,
+            deps.clone(),
+            inputs.into_iter(),
+            concurrency,
+            &indicatif::ProgressBar::hidden(),
+            |finished| {
+                if let Err(failure) = finished.execution.result {
+                    failures.push((finished.label, failure));
+                }
+            },
+        )
+        .await;
+        assert!(failures.is_empty(), "{failures:?}");
+        let kept = deps
+            .kept
+            .as_ref()
+            .expect("the embedded backend keeps staged values");
+        assert_eq!(kept.held_bytes(), 0, "ended executions keep nothing");
+        kept.refused_for_room()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_in_memory_budget_holds_every_execution_running_at_once() {
+        // Sixteen demo executions at once: with the budget of eight, some of their values
+        // go to the lake; with theirs, none does.
+        assert!(values_refused(12_000, 16, 8).await > 0);
+        assert_eq!(values_refused(12_000, 16, 16).await, 0);
+    }
 
     #[test]
     fn every_source_event_fits_the_input_limit_and_carries_its_own_size() {

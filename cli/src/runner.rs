@@ -122,7 +122,7 @@ pub async fn run_and_report(
     total: u64,
     unit: &str,
 ) -> Result<(), String> {
-    let (deps, orchestrator) = crate::orchestrator_over(config, backend)?;
+    let (deps, orchestrator) = crate::orchestrator_over(config, backend, concurrency)?;
     let progress = progress_bar(total, unit);
     let started = Instant::now();
     let mut report = Report::default();

@@ -12,6 +12,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -49,6 +50,8 @@ pub struct KeptValues {
     held: Mutex<Held>,
     budget_bytes: usize,
     largest_bytes: usize,
+    /// Values refused because the budget was full (not for their own size).
+    refused_for_room: AtomicUsize,
 }
 
 impl KeptValues {
@@ -60,6 +63,7 @@ impl KeptValues {
             held: Mutex::new(Held::default()),
             budget_bytes,
             largest_bytes,
+            refused_for_room: AtomicUsize::new(0),
         }
     }
 
@@ -87,7 +91,11 @@ impl KeptValues {
             .and_then(|entries| entries.remove(key))
             .map_or(0, |entry| entry.bytes);
         held.bytes -= previous;
-        if bytes > self.largest_bytes || held.bytes + bytes > self.budget_bytes {
+        if bytes > self.largest_bytes {
+            return false;
+        }
+        if held.bytes + bytes > self.budget_bytes {
+            self.refused_for_room.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         held.bytes += bytes;
@@ -124,6 +132,12 @@ impl KeptValues {
     pub fn held_bytes(&self) -> usize {
         self.held().bytes
     }
+
+    /// How many values were not kept because the budget was full, so went to the staging
+    /// store (each costs an encoding, a file and a decoding that keeping it would not).
+    pub fn refused_for_room(&self) -> usize {
+        self.refused_for_room.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +156,7 @@ mod tests {
             !kept.keep("b", "staging/bat_1/enriched.json", value(3), 60),
             "no room left for another execution's value"
         );
+        assert_eq!(kept.refused_for_room(), 1);
         assert!(kept.get("b", "staging/bat_1/enriched.json").is_none());
         assert!(kept.keep("b", "staging/bat_1/scores.json", value(1), 40));
         assert_eq!(kept.held_bytes(), 100);
@@ -176,6 +191,11 @@ mod tests {
     fn a_value_over_the_largest_size_is_not_kept_even_with_room() {
         let kept = KeptValues::new(100, 30);
         assert!(!kept.keep("a", "large", value(9), 31));
+        assert_eq!(
+            kept.refused_for_room(),
+            0,
+            "refused for its size, not for room"
+        );
         assert!(kept.keep("a", "small", value(1), 30));
         assert_eq!(kept.held_bytes(), 30);
     }
