@@ -513,3 +513,63 @@ fn every_fixture_in_events_runs_through_the_state_machine_without_a_failure() {
     );
     assert!(stdout.contains("0 notifications sent"), "{stdout}");
 }
+
+/// `scripts/demo-series`, the measuring script of docs/benchmarks.md, on this binary: one line
+/// per run and the means, with the stage workers' and the writer's CPU time read from /proc.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_demo_series_script_reports_each_runs_rate_and_threads() {
+    let scratch = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_pipeline");
+    let output = Command::new("python3")
+        .current_dir(repo_root())
+        .arg("scripts/demo-series")
+        .args(["--rounds", "2", "--scratch"])
+        .arg(scratch.path())
+        .arg(format!("one={binary}"))
+        .arg(format!("two={binary},PIPELINE_PART_EVENTS=50"))
+        .args(["--", "--events", "600", "--batch-size", "100"])
+        .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs the script");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        7,
+        "four runs, a heading and two means:\n{stdout}"
+    );
+    for (line, prefix) in lines.iter().zip([
+        "round 1 one: ",
+        "round 1 two: ",
+        "round 2 one: ",
+        "round 2 two: ",
+        "means:",
+        "one: ",
+        "two: ",
+    ]) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} after {prefix:?}:\n{stdout}"
+        );
+    }
+    let seconds = |line: &str, kind: &str| -> f64 {
+        let after = line
+            .split(&format!("{kind} "))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{kind} in {line}"));
+        after.split(' ').next().unwrap().parse().unwrap()
+    };
+    for line in lines.iter().filter(|line| !line.starts_with("means")) {
+        assert!(line.contains(" events/s, "), "{line}");
+        assert!(seconds(line, "workers") > 0.0, "the stages ran: {line}");
+        assert!(seconds(line, "writer") > 0.0, "the writer ran: {line}");
+    }
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        0,
+        "the series removes its data directories when it ends"
+    );
+}
