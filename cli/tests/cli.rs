@@ -528,7 +528,7 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
         .arg(scratch.path())
         .arg(format!("one={binary}"))
         .arg(format!("two={binary},PIPELINE_PART_EVENTS=50"))
-        .args(["--", "--events", "600", "--batch-size", "100"])
+        .args(["--", "--events", "3000", "--batch-size", "250"])
         .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
         .stdin(Stdio::null())
         .output()
