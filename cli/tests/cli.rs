@@ -572,4 +572,26 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
         0,
         "the series removes its data directories when it ends"
     );
+
+    // With the threads' states sampled, each line also says how often no stage worker ran.
+    let output = Command::new("python3")
+        .current_dir(repo_root())
+        .args(["scripts/demo-series", "--rounds", "1", "--states"])
+        .arg(format!("one={binary}"))
+        .args(["--", "--events", "3000", "--batch-size", "250"])
+        .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs the script");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines().filter(|line| !line.starts_with("means")) {
+        let share = line
+            .split("; no stage worker running in ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("the waits in {line}"));
+        let percent: f64 = share.split(' ').next().unwrap().parse().unwrap();
+        assert!((0.0..=100.0).contains(&percent), "{line}");
+        assert!(share.contains(" samples (the writer alone "), "{line}");
+    }
 }
