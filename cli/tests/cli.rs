@@ -514,27 +514,44 @@ fn every_fixture_in_events_runs_through_the_state_machine_without_a_failure() {
     assert!(stdout.contains("0 notifications sent"), "{stdout}");
 }
 
-/// `scripts/demo-series`, the measuring script of docs/benchmarks.md, on this binary: one line
-/// per run and the means, with the stage workers' and the writer's CPU time read from /proc.
+/// Runs `scripts/demo-series` with `args`, then `builds` (each `NAME` or `NAME,VAR=VALUE`,
+/// the test binary under that name), on demos of 3,000 events; what it printed.
 #[cfg(target_os = "linux")]
-#[test]
-fn the_demo_series_script_reports_each_runs_rate_and_threads() {
-    let scratch = tempfile::tempdir().unwrap();
+fn demo_series(args: &[&std::ffi::OsStr], builds: &[&str]) -> String {
     let binary = env!("CARGO_BIN_EXE_pipeline");
+    let builds = builds.iter().map(|build| match build.split_once(',') {
+        Some((name, settings)) => format!("{name}={binary},{settings}"),
+        None => format!("{build}={binary}"),
+    });
     let output = Command::new("python3")
         .current_dir(repo_root())
         .arg("scripts/demo-series")
-        .args(["--rounds", "2", "--scratch"])
-        .arg(scratch.path())
-        .arg(format!("one={binary}"))
-        .arg(format!("two={binary},PIPELINE_PART_EVENTS=50"))
+        .args(args)
+        .args(builds)
         .args(["--", "--events", "3000", "--batch-size", "250"])
         .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
         .stdin(Stdio::null())
         .output()
         .expect("python3 runs the script");
     assert!(output.status.success(), "{}", stderr_of(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `scripts/demo-series`, the measuring script of docs/benchmarks.md, on this binary: one line
+/// per run and the means, with the stage workers' and the writer's CPU time read from /proc.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_demo_series_script_reports_each_runs_rate_and_threads() {
+    let scratch = tempfile::tempdir().unwrap();
+    let stdout = demo_series(
+        &[
+            "--rounds".as_ref(),
+            "2".as_ref(),
+            "--scratch".as_ref(),
+            scratch.path().as_os_str(),
+        ],
+        &["one", "two,PIPELINE_PART_EVENTS=50"],
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines.len(),
@@ -574,17 +591,10 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
     );
 
     // With the threads' states sampled, each line also says how often no stage worker ran.
-    let output = Command::new("python3")
-        .current_dir(repo_root())
-        .args(["scripts/demo-series", "--rounds", "1", "--states"])
-        .arg(format!("one={binary}"))
-        .args(["--", "--events", "3000", "--batch-size", "250"])
-        .env("PIPELINE_OBJECTS_DIR", "events/s3/objects")
-        .stdin(Stdio::null())
-        .output()
-        .expect("python3 runs the script");
-    assert!(output.status.success(), "{}", stderr_of(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = demo_series(
+        &["--rounds".as_ref(), "1".as_ref(), "--states".as_ref()],
+        &["one"],
+    );
     for line in stdout.lines().filter(|line| !line.starts_with("means")) {
         let share = line
             .split("; no stage worker running in ")
