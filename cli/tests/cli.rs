@@ -583,6 +583,15 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
         assert!(line.contains(" events/s, "), "{line}");
         assert!(seconds(line, "workers") > 0.0, "the stages ran: {line}");
         assert!(seconds(line, "writer") > 0.0, "the writer ran: {line}");
+        // Where the kernel keeps schedstat, the time each kind of thread waited for a CPU.
+        if std::path::Path::new("/proc/self/schedstat").exists() {
+            let queued = line
+                .split("; runnable but waiting for a CPU: ")
+                .nth(1)
+                .unwrap_or_else(|| panic!("the waits for a CPU in {line}"));
+            assert!(seconds(queued, "workers") >= 0.0, "{line}");
+            assert!(seconds(queued, "writer") >= 0.0, "{line}");
+        }
     }
     assert_eq!(
         std::fs::read_dir(scratch.path()).unwrap().count(),
