@@ -599,7 +599,10 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
         "the series removes its data directories when it ends"
     );
 
-    // With the threads' states sampled, each line also says how often no stage worker ran.
+    // With the threads' states sampled, each line also says how often no stage worker ran,
+    // and, where the kernel says where a sleeping thread sleeps, how often the writer waited
+    // for a lock.
+    let says_where_threads_sleep = kernel_says_where_threads_sleep();
     let stdout = demo_series(
         &["--rounds".as_ref(), "1".as_ref(), "--states".as_ref()],
         &["one"],
@@ -612,5 +615,34 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
         let percent: f64 = share.split(' ').next().unwrap().parse().unwrap();
         assert!((0.0..=100.0).contains(&percent), "{line}");
         assert!(share.contains(" samples (the writer alone "), "{line}");
+        let locked = share.split("; the writer waiting for a lock in ").nth(1);
+        assert_eq!(locked.is_some(), says_where_threads_sleep, "{line}");
+        if let Some(locked) = locked {
+            let percent: f64 = locked.trim_end_matches(" %").parse().unwrap();
+            assert!((0.0..=100.0).contains(&percent), "{line}");
+        }
     }
+}
+
+/// Whether `/proc/PID/task/TID/wchan` names where a sleeping thread sleeps (some kernels
+/// hide it), read from a child that sleeps.
+#[cfg(target_os = "linux")]
+fn kernel_says_where_threads_sleep() -> bool {
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut channel = String::new();
+    for _ in 0..100 {
+        channel =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/wchan")).unwrap_or_default();
+        if !matches!(channel.trim(), "" | "0") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    !matches!(channel.trim(), "" | "0")
 }

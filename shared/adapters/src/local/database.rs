@@ -21,9 +21,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::aggregates;
 use super::checkpoint::{RESTART_PAGES, run_checkpointer};
 use super::keys::{EventKeys, KeyFields, KeyRow, digest};
+use super::{aggregates, busy};
 use crate::config::DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
 
 /// Bumped whenever the tables change shape; a file made by another version is refused with
@@ -298,13 +298,17 @@ fn text_digest(text: &str) -> i64 {
 fn open_connection(path: &Path, operation: &str) -> Result<Connection, StorageError> {
     let connection = Connection::open(path).map_err(|error| classify(operation, &error))?;
     connection
-        .busy_timeout(std::time::Duration::from_secs(5))
+        .busy_handler(Some(busy::wait_for_lock::<BUSY_TIMEOUT_MS>))
         .map_err(|error| classify(operation, &error))?;
     connection
         .execute_batch(PRAGMAS)
         .map_err(|error| classify(operation, &error))?;
     Ok(connection)
 }
+
+/// How long a connection waits for a lock another connection holds before its operation
+/// fails as busy (a transient error), in milliseconds.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// Creates the tables in a new file, brings a file of an older version up to date, and
 /// refuses a file whose tables another version made. The version is read again under the

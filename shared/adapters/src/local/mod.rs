@@ -8,6 +8,7 @@
 //! ```
 
 mod aggregates;
+mod busy;
 mod checkpoint;
 mod database;
 mod keys;
