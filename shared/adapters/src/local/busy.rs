@@ -1,10 +1,11 @@
 //! How the local database's connections wait for a lock another connection holds.
 //!
 //! SQLite's own busy timeout (`sqlite3_busy_timeout`) sleeps 1, 2, 5, 10, 15, 20 and 25 ms
-//! between tries. The writer thread, held back 15 ms by a checkpoint, would begin its
-//! transaction after 18 ms and at worst 25 ms late, with every caller queued behind it; the
-//! checkpointer, asleep while the writer commits, would find the writer's next transaction
-//! begun each time it woke. So every connection tries again after a short pause instead.
+//! between tries, and up to 100 ms later on. The writer thread, held back 15 ms by a
+//! checkpoint, would begin its transaction after 18 ms, and the longer a wait the later it
+//! ends after the lock is free, with every caller queued behind the writer; the checkpointer,
+//! asleep while the writer commits, would find the writer's next transaction begun each time
+//! it woke. So every connection tries again after a short pause instead.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
