@@ -624,6 +624,36 @@ fn the_demo_series_script_reports_each_runs_rate_and_threads() {
     }
 }
 
+/// `scripts/demo-series --states` counts a sample with every thread asleep as one with
+/// nothing running, whether or not the writer sleeps waiting for a lock: the lock wait is
+/// counted beside the states, not as a thread running.
+#[test]
+fn the_demo_series_script_counts_nothing_running_while_the_writer_waits_for_a_lock() {
+    let check = r#"
+import importlib.machinery, importlib.util, sys
+sys.dont_write_bytecode = True
+loader = importlib.machinery.SourceFileLoader("demo_series", "scripts/demo-series")
+spec = importlib.util.spec_from_loader("demo_series", loader)
+series = importlib.util.module_from_spec(spec)
+loader.exec_module(series)
+asleep = dict.fromkeys(series.KINDS, 0)
+waits = series.Waits()
+for locked in (True, False, None):
+    waits.add((dict(asleep), locked))
+writer_running = dict(asleep, writer=1)
+waits.add((writer_running, None))
+print(waits.samples, waits.no_worker, waits.nothing, waits.writer_alone, waits.writer_locked)
+"#;
+    let output = Command::new("python3")
+        .current_dir(repo_root())
+        .args(["-c", check])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs the check");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "4 4 3 1 1");
+}
+
 /// Whether `/proc/PID/task/TID/wchan` names where a sleeping thread sleeps (some kernels
 /// hide it), read from a child that sleeps.
 #[cfg(target_os = "linux")]

@@ -75,9 +75,11 @@ pub(super) fn run_checkpointer(
     checkpoint(&connection, restart_pages);
 }
 
-/// One passive checkpoint, and a restart if the log is longer than `restart_pages`. A
-/// checkpoint that fails (another process holds the database busy) is simply tried again
-/// after later commits: the log only grows meanwhile, and no write depends on it.
+/// One passive checkpoint; if the log is longer than `restart_pages`, more passive ones
+/// until one finds at most [`RESTART_LEFTOVER_PAGES`] to copy (at most [`CATCH_UP_ROUNDS`]),
+/// then a restart. A checkpoint that fails (another process holds the database busy) is
+/// simply tried again after later commits: the log only grows meanwhile, and no write
+/// depends on it.
 fn checkpoint(connection: &Connection, restart_pages: i64) {
     let Some(mut last) = passive_checkpoint(connection) else {
         return;
